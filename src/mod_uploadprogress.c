@@ -1,0 +1,526 @@
+/* mod_uploadprogress: reports the progress of request-body uploads as JSON.
+ *
+ * The glue to lighttpd: config keys, hooks, reading the id and the live
+ * byte count from a request, writing the answer.  The table of uploads
+ * (progress_table), the id rules (progress_id) and the answer bodies
+ * (progress_render) know nothing of lighttpd.  doc/mod_uploadprogress.md
+ * describes the behaviour. */
+#include "first.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plugin.h"
+
+#include "base.h"
+#include "buffer.h"
+#include "http_chunk.h"
+#include "http_header.h"
+#include "log.h"
+#include "request.h"
+
+#include "progress_id.h"
+#include "progress_render.h"
+#include "progress_table.h"
+
+#define UPLOADPROGRESS_MAX_ENTRIES 65536
+/* Slots the once-a-second sweep looks at: ~4 MiB of memory at most, well
+ * under a millisecond, so the event loop never stalls on a large table. */
+#define UPLOADPROGRESS_SWEEP_BUDGET 65536
+/* owner_ref of an entry recorded for a request that was never tracked */
+#define UPLOADPROGRESS_REF_NONE UINT32_MAX
+
+/* The request fields this module reads: the one place to adapt when a
+ * lighttpd release renames them. */
+static off_t request_body_received(const request_st * const r)
+{
+    return r->reqbody_queue.bytes_in;
+}
+
+static off_t request_body_length(const request_st * const r)
+{
+    return r->reqbody_length;   /* -1 while unknown (chunked) */
+}
+
+typedef struct {
+    const buffer *progress_url;   /* NULL: the module is off */
+    unsigned int remove_timeout;
+    unsigned char debug;
+} plugin_config;
+
+/* One upload in flight that this process serves. */
+typedef struct {
+    progress_id id;
+    request_st *r;
+    uint32_t ref;                 /* index in plugin_data.uploads */
+    unsigned int remove_timeout;
+    unsigned char debug;
+} upload_ctx;
+
+typedef struct {
+    PLUGIN_DATA;
+    plugin_config defaults;
+    plugin_config conf;
+
+    progress_table *table;        /* in a MAP_SHARED mapping */
+    size_t table_bytes;
+    pid_t creator_pid;
+    pid_t pid;                    /* this worker */
+    unix_time64_t table_full_logged;
+
+    upload_ctx **uploads;         /* this worker's uploads in flight, by ref */
+    uint32_t *free_refs;          /* refs of empty places in uploads */
+    uint32_t uploads_used;
+    uint32_t nfree;
+} plugin_data;
+
+INIT_FUNC(mod_uploadprogress_init) {
+    return ck_calloc(1, sizeof(plugin_data));
+}
+
+FREE_FUNC(mod_uploadprogress_free) {
+    plugin_data * const p = p_d;
+    for (uint32_t i = 0; i < p->uploads_used; ++i)
+        free(p->uploads[i]);
+    free(p->uploads);
+    free(p->free_refs);
+    if (NULL != p->table) {
+        if (getpid() == p->creator_pid)
+            progress_table_destroy(p->table);
+        munmap(p->table, p->table_bytes);
+    }
+}
+
+static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, const config_plugin_value_t * const cpv) {
+    switch (cpv->k_id) { /* index into static config_plugin_keys_t cpk[] */
+      case 0: /* upload-progress.progress-url */
+        pconf->progress_url = cpv->v.b;
+        break;
+      case 1: /* upload-progress.remove-timeout */
+        pconf->remove_timeout = cpv->v.u;
+        break;
+      case 2: /* upload-progress.debug */
+        pconf->debug = (unsigned char)cpv->v.u;
+        break;
+      default:/* should not happen */
+        return;
+    }
+}
+
+static void mod_uploadprogress_merge_config(plugin_config * const pconf, const config_plugin_value_t *cpv) {
+    do {
+        mod_uploadprogress_merge_config_cpv(pconf, cpv);
+    } while ((++cpv)->k_id != -1);
+}
+
+static void mod_uploadprogress_patch_config(request_st * const r, plugin_data * const p) {
+    p->conf = p->defaults; /* copy small struct instead of memcpy() */
+    for (int i = 1, used = p->nconfig; i < used; ++i) {
+        if (config_check_cond(r, (uint32_t)p->cvlist[i].k_id))
+            mod_uploadprogress_merge_config(&p->conf, p->cvlist + p->cvlist[i].v.u2[0]);
+    }
+}
+
+__attribute_cold__
+static int mod_uploadprogress_check_cpv(server * const srv, config_plugin_value_t * const cpv) {
+    switch (cpv->k_id) {
+      case 0: /* upload-progress.progress-url */
+        if (buffer_is_blank(cpv->v.b)) {
+            cpv->v.b = NULL;
+        } else if (cpv->v.b->ptr[0] != '/') {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.progress-url must be a URL path starting "
+              "with '/', not \"%s\"", cpv->v.b->ptr);
+            return 0;
+        }
+        return 1;
+      case 1: /* upload-progress.remove-timeout */
+        if (cpv->v.u > INT32_MAX) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.remove-timeout must be a number of seconds "
+              "from 0 to %d, not %u", INT32_MAX, cpv->v.u);
+            return 0;
+        }
+        return 1;
+      default:
+        return 1;
+    }
+}
+
+__attribute_cold__
+static int mod_uploadprogress_table_create(server * const srv, plugin_data * const p) {
+    uint8_t key[16];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+        /* not secret, but still differs per start */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const uint64_t mix[2] = { (uint64_t)ts.tv_nsec, (uint64_t)getpid() };
+        memcpy(key, mix, sizeof key);
+    }
+    /* Shared and anonymous: lighttpd forks its workers after set_defaults,
+     * so every worker sees this one table.  Zero-filled, as the table
+     * requires; pages are touched only as entries use them. */
+    p->table_bytes = progress_table_bytes(UPLOADPROGRESS_MAX_ENTRIES);
+    void * const mem = mmap(NULL, p->table_bytes, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (MAP_FAILED == mem) {
+        log_perror(srv->errh, __FILE__, __LINE__,
+          "upload-progress: mmap of %zu bytes for the table", p->table_bytes);
+        return 0;
+    }
+    p->table = progress_table_init(mem, UPLOADPROGRESS_MAX_ENTRIES, key);
+    if (NULL == p->table) {
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: cannot set up the table's process-shared lock");
+        munmap(mem, p->table_bytes);
+        return 0;
+    }
+    p->creator_pid = p->pid = getpid();
+    return 1;
+}
+
+SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
+    static const config_plugin_keys_t cpk[] = {
+      { CONST_STR_LEN("upload-progress.progress-url"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("upload-progress.remove-timeout"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("upload-progress.debug"),
+        T_CONFIG_BOOL,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ NULL, 0,
+        T_CONFIG_UNSET,
+        T_CONFIG_SCOPE_UNSET }
+    };
+
+    plugin_data * const p = p_d;
+    if (!config_plugin_values_init(srv, p, cpk, "mod_uploadprogress"))
+        return HANDLER_ERROR;
+
+    /* (init i to 0 if global context; to 1 to skip empty global context) */
+    for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
+        config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
+        for (; -1 != cpv->k_id; ++cpv) {
+            if (!mod_uploadprogress_check_cpv(srv, cpv))
+                return HANDLER_ERROR;
+        }
+    }
+
+    p->defaults.remove_timeout = 60;
+
+    /* initialize p->defaults from global config context */
+    if (p->nconfig > 0 && p->cvlist->v.u2[1]) {
+        const config_plugin_value_t *cpv = p->cvlist + p->cvlist->v.u2[0];
+        if (-1 != cpv->k_id)
+            mod_uploadprogress_merge_config(&p->defaults, cpv);
+    }
+
+    return mod_uploadprogress_table_create(srv, p)
+      ? HANDLER_GO_ON
+      : HANDLER_ERROR;
+}
+
+SERVER_FUNC(mod_uploadprogress_worker_init) {
+    plugin_data * const p = p_d;
+    UNUSED(srv);
+    p->pid = getpid();
+    return HANDLER_GO_ON;
+}
+
+static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, const progress_id * const id) {
+    upload_ctx * const ctx = ck_malloc(sizeof(*ctx));
+    if (p->nfree > 0) {
+        ctx->ref = p->free_refs[--p->nfree];
+    } else {
+        if (0 == (p->uploads_used & 15)) { /* grow in steps of 16 */
+            ck_realloc_u32((void **)&p->uploads, p->uploads_used, 16, sizeof(*p->uploads));
+            ck_realloc_u32((void **)&p->free_refs, p->uploads_used, 16, sizeof(*p->free_refs));
+        }
+        ctx->ref = p->uploads_used++;
+    }
+    p->uploads[ctx->ref] = ctx;
+    ctx->id = *id;
+    ctx->r = r;
+    ctx->remove_timeout = p->conf.remove_timeout;
+    ctx->debug = p->conf.debug;
+    return ctx;
+}
+
+static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
+    p->uploads[ctx->ref] = NULL;
+    p->free_refs[p->nfree++] = ctx->ref;
+    free(ctx);
+}
+
+typedef enum { ID_FOUND, ID_MISSING, ID_MALFORMED } id_lookup;
+
+/* The header wins over the query parameter. */
+static id_lookup request_progress_id(const request_st * const r, progress_id * const id) {
+    const buffer * const h = http_header_request_get(r, HTTP_HEADER_OTHER,
+                               CONST_STR_LEN(PROGRESS_ID_NAME));
+    const char *v;
+    size_t vlen;
+    if (NULL != h) {
+        v = h->ptr;
+        vlen = buffer_clen(h);
+    } else {
+        v = progress_id_find_in_query(r->uri.query.ptr,
+                                      buffer_clen(&r->uri.query), &vlen);
+        if (NULL == v) return ID_MISSING;
+    }
+    return 0 == progress_id_parse(v, vlen, id) ? ID_FOUND : ID_MALFORMED;
+}
+
+__attribute_cold__
+static void log_table_full(request_st * const r, plugin_data * const p, const char * const idhex) {
+    if (p->table_full_logged == log_monotonic_secs) return; /* once a second */
+    p->table_full_logged = log_monotonic_secs;
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: table full (%d uploads in flight); upload %s is "
+      "served but not tracked", UPLOADPROGRESS_MAX_ENTRIES, idhex);
+}
+
+static void mod_uploadprogress_track(request_st * const r, plugin_data * const p) {
+    progress_id id;
+    char idhex[PROGRESS_ID_HEX_LEN + 1];
+    switch (request_progress_id(r, &id)) {
+      case ID_FOUND:
+        break;
+      case ID_MALFORMED:
+        if (p->conf.debug)
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "upload-progress: malformed " PROGRESS_ID_NAME "; upload not tracked");
+        return;
+      default:
+        return;
+    }
+    progress_id_format(&id, idhex);
+    upload_ctx * const ctx = upload_ctx_new(p, r, &id);
+    switch (progress_table_begin(p->table, &id, request_body_length(r), p->pid,
+                                 ctx->ref, log_monotonic_secs)) {
+      case PROGRESS_BEGIN_OK:
+        r->plugin_ctx[p->id] = ctx;
+        if (p->conf.debug)
+            log_error(r->conf.errh, __FILE__, __LINE__,
+              "upload-progress: tracking %s size %lld", idhex,
+              (long long)request_body_length(r));
+        return;
+      case PROGRESS_BEGIN_IN_FLIGHT:
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "upload-progress: id %s is in use by an upload in flight; "
+          "this upload is served but not tracked", idhex);
+        break;
+      case PROGRESS_BEGIN_FULL:
+      default:
+        log_table_full(r, p, idhex);
+        break;
+    }
+    upload_ctx_free(p, ctx);
+}
+
+static const char * progress_state_name(const progress_state state) {
+    switch (state) {
+      case PROGRESS_UPLOADING: return "uploading";
+      case PROGRESS_DONE:      return "done";
+      case PROGRESS_ERROR:     return "error";
+      default:                 return "starting";
+    }
+}
+
+/* How a request that ends now left its upload. */
+static progress_snapshot upload_outcome(const request_st * const r) {
+    const off_t received = request_body_received(r);
+    const off_t size = request_body_length(r);
+    if (r->http_status >= 400)
+        return (progress_snapshot){ .state = PROGRESS_ERROR,
+                                    .status = r->http_status,
+                                    .size = -1, .received = -1 };
+    if (size >= 0 && received == size)
+        return (progress_snapshot){ .state = PROGRESS_DONE,
+                                    .status = r->http_status,
+                                    .size = size, .received = received };
+    /* the client went away before the whole body was there */
+    return (progress_snapshot){ .state = PROGRESS_ERROR, .status = 400,
+                                .size = size, .received = received };
+}
+
+static void log_finish(request_st * const r, const progress_id * const id, const progress_snapshot * const fin) {
+    char idhex[PROGRESS_ID_HEX_LEN + 1];
+    progress_id_format(id, idhex);
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: finished %s state %s status %d received %lld size %lld",
+      idhex, progress_state_name(fin->state), fin->status,
+      (long long)fin->received, (long long)fin->size);
+}
+
+/* Runs before lighttpd reuses or frees r, sometimes twice: the first call
+ * ends the upload and forgets r. */
+REQUEST_FUNC(mod_uploadprogress_reset) {
+    plugin_data * const p = p_d;
+    upload_ctx * const ctx = r->plugin_ctx[p->id];
+    if (NULL == ctx) return HANDLER_GO_ON;
+    r->plugin_ctx[p->id] = NULL;
+
+    const progress_snapshot fin = upload_outcome(r);
+    progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
+                          log_monotonic_secs + ctx->remove_timeout);
+    if (ctx->debug) log_finish(r, &ctx->id, &fin);
+    upload_ctx_free(p, ctx);
+    return HANDLER_GO_ON;
+}
+
+/* lighttpd refused an upload before the uri stage (413 for its
+ * Content-Length), so it was never tracked: record the refusal. */
+REQUEST_FUNC(mod_uploadprogress_response_start) {
+    plugin_data * const p = p_d;
+    if (r->http_status < 400) return HANDLER_GO_ON;
+    if (0 == request_body_length(r) || NULL != r->plugin_ctx[p->id])
+        return HANDLER_GO_ON;
+    mod_uploadprogress_patch_config(r, p);
+    if (NULL == p->conf.progress_url
+        || buffer_is_equal(p->conf.progress_url, &r->uri.path))
+        return HANDLER_GO_ON;
+    progress_id id;
+    if (ID_FOUND != request_progress_id(r, &id)) return HANDLER_GO_ON;
+
+    const progress_snapshot fin = { .state = PROGRESS_ERROR,
+                                    .status = r->http_status,
+                                    .size = -1, .received = -1 };
+    const unix_time64_t now = log_monotonic_secs;
+    if (PROGRESS_BEGIN_OK == progress_table_begin(p->table, &id, -1, p->pid,
+                                                  UPLOADPROGRESS_REF_NONE, now)
+        && progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
+                                 &fin, now + p->conf.remove_timeout)
+        && p->conf.debug)
+        log_finish(r, &id, &fin);
+    return HANDLER_GO_ON;
+}
+
+/* An upload this worker serves is read live: exact at this moment. */
+static void read_live_progress(const plugin_data * const p, const progress_id * const id, progress_snapshot * const snap) {
+    if (snap->owner_pid != p->pid || snap->owner_ref >= p->uploads_used)
+        return;
+    const upload_ctx * const ctx = p->uploads[snap->owner_ref];
+    if (NULL == ctx || !progress_id_equal(&ctx->id, id)) return;
+    snap->received = request_body_received(ctx->r);
+    snap->size = request_body_length(ctx->r);
+}
+
+static handler_t answer_json(request_st * const r, const int status, const char * const body, const size_t len) {
+    http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
+                             CONST_STR_LEN("Content-Type"),
+                             CONST_STR_LEN("application/json"));
+    http_header_response_set(r, HTTP_HEADER_CACHE_CONTROL,
+                             CONST_STR_LEN("Cache-Control"),
+                             CONST_STR_LEN("no-store"));
+    http_header_response_set(r, HTTP_HEADER_EXPIRES,
+                             CONST_STR_LEN("Expires"),
+                             CONST_STR_LEN("Thu, 19 Nov 1981 08:52:00 GMT"));
+    http_chunk_append_mem(r, body, len);
+    r->http_status = status;
+    r->resp_body_finished = 1;
+    return HANDLER_FINISHED;
+}
+
+/* A refusal keeps its JSON body: with our module as the handler, lighttpd
+ * does not swap in its own error page. */
+static handler_t answer_problem(request_st * const r, const plugin_data * const p, const int status, const progress_problem problem) {
+    size_t len;
+    r->handler_module = p->self;
+    const char * const body = progress_render_problem(problem, &len);
+    return answer_json(r, status, body, len);
+}
+
+static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * const p) {
+    if (!http_method_get_or_head(r->http_method)) {
+        http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
+                                 CONST_STR_LEN("GET, HEAD"));
+        return answer_problem(r, p, 405, PROGRESS_PROBLEM_METHOD);
+    }
+    progress_id id;
+    switch (request_progress_id(r, &id)) {
+      case ID_FOUND:
+        break;
+      case ID_MALFORMED:
+        return answer_problem(r, p, 400, PROGRESS_PROBLEM_BAD_ID);
+      default:
+        return answer_problem(r, p, 400, PROGRESS_PROBLEM_NO_ID);
+    }
+
+    progress_snapshot snap;
+    if (progress_table_lookup(p->table, &id, log_monotonic_secs, &snap)
+        && PROGRESS_UPLOADING == snap.state)
+        read_live_progress(p, &id, &snap);
+
+    char body[PROGRESS_RENDER_MAX];
+    const size_t len = progress_render_json(&snap, body);
+    if (p->conf.debug) {
+        char idhex[PROGRESS_ID_HEX_LEN + 1];
+        progress_id_format(&id, idhex);
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "upload-progress: poll %s -> %.*s", idhex, (int)len, body);
+    }
+    return answer_json(r, 200, body, len);
+}
+
+URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
+    plugin_data * const p = p_d;
+    if (NULL != r->handler_module) return HANDLER_GO_ON;
+
+    mod_uploadprogress_patch_config(r, p);
+    if (NULL == p->conf.progress_url) return HANDLER_GO_ON;
+
+    if (buffer_is_equal(p->conf.progress_url, &r->uri.path))
+        return mod_uploadprogress_poll(r, p);
+
+    /* uri_clean runs again after a rewrite: track once */
+    if (0 != request_body_length(r) && NULL == r->plugin_ctx[p->id])
+        mod_uploadprogress_track(r, p);
+    return HANDLER_GO_ON;
+}
+
+/* Once a second: publish this worker's live counts for polls answered by
+ * other workers, and free expired entries. */
+TRIGGER_FUNC(mod_uploadprogress_trigger) {
+    plugin_data * const p = p_d;
+    for (uint32_t i = 0; i < p->uploads_used; ++i) {
+        const upload_ctx * const ctx = p->uploads[i];
+        if (NULL == ctx) continue;
+        progress_table_update(p->table, &ctx->id, p->pid, ctx->ref,
+                              request_body_received(ctx->r),
+                              request_body_length(ctx->r));
+    }
+    const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
+                                                UPLOADPROGRESS_SWEEP_BUDGET);
+    if (freed && p->defaults.debug)
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: swept %u finished uploads; %u entries left",
+          freed, progress_table_count(p->table));
+    return HANDLER_GO_ON;
+}
+
+__attribute_cold__
+int mod_uploadprogress_plugin_init(plugin *p);
+int mod_uploadprogress_plugin_init(plugin *p) {
+    p->version     = LIGHTTPD_VERSION_ID;
+    p->name        = "uploadprogress";
+
+    p->init        = mod_uploadprogress_init;
+    p->cleanup     = mod_uploadprogress_free;
+    p->set_defaults= mod_uploadprogress_set_defaults;
+    p->worker_init = mod_uploadprogress_worker_init;
+
+    p->handle_uri_clean      = mod_uploadprogress_uri_handler;
+    p->handle_response_start = mod_uploadprogress_response_start;
+    p->handle_request_reset  = mod_uploadprogress_reset;
+    p->handle_trigger        = mod_uploadprogress_trigger;
+
+    return 0;
+}

@@ -1,0 +1,312 @@
+/* robust, process-shared mutexes are POSIX.1-2008 */
+#define _POSIX_C_SOURCE 200809L
+
+#include "progress_table.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
+
+/* One entry, one cache line. */
+struct slot {
+    progress_id id;
+    int64_t size;
+    int64_t received;
+    int64_t started;
+    int64_t expires;     /* 0 while in flight */
+    int32_t owner_pid;
+    uint32_t owner_ref;
+    uint32_t home;       /* the slot the id hashes to, kept for deletion */
+    uint16_t status;
+    uint8_t state;
+    uint8_t unused;
+};
+_Static_assert(sizeof(struct slot) == 64, "a slot should fill one cache line");
+
+struct progress_table {
+    pthread_mutex_t lock;
+    uint64_t key[2];
+    uint32_t max_entries;
+    uint32_t nslots;     /* > max_entries, so every probe meets a free slot */
+    uint32_t count;
+    uint32_t sweep_cursor;
+    struct slot slots[];
+};
+
+static uint32_t slots_for(uint32_t max_entries)
+{
+    /* load factor at most 0.8 when full */
+    return max_entries + max_entries / 4 + 1;
+}
+
+size_t progress_table_bytes(uint32_t max_entries)
+{
+    return sizeof(struct progress_table)
+         + (size_t)slots_for(max_entries) * sizeof(struct slot);
+}
+
+progress_table *progress_table_init(void *mem, uint32_t max_entries,
+                                    const uint8_t key[16])
+{
+    progress_table * const t = mem;
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc == 0) rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0) rc = pthread_mutex_init(&t->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (rc != 0) return NULL;
+    memcpy(t->key, key, sizeof t->key);
+    t->max_entries = max_entries;
+    t->nslots = slots_for(max_entries);
+    return t;
+}
+
+void progress_table_destroy(progress_table *t)
+{
+    pthread_mutex_destroy(&t->lock);
+}
+
+static void table_lock(progress_table *t)
+{
+    /* A process that died holding the lock left at worst one entry half
+     * written; every field of a slot is valid on its own, so carry on. */
+    if (pthread_mutex_lock(&t->lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&t->lock);
+}
+
+static void table_unlock(progress_table *t)
+{
+    pthread_mutex_unlock(&t->lock);
+}
+
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3) do { \
+        v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32); \
+        v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
+    } while (0)
+
+/* SipHash-1-3 of the 16 id bytes under the table's secret key. */
+static uint64_t id_hash(const uint64_t key[2], const progress_id *id)
+{
+    uint64_t m[2];
+    memcpy(m, id->bytes, sizeof m);
+    uint64_t v0 = key[0] ^ 0x736f6d6570736575ULL;
+    uint64_t v1 = key[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = key[0] ^ 0x6c7967656e657261ULL;
+    uint64_t v3 = key[1] ^ 0x7465646279746573ULL;
+    for (int i = 0; i < 2; ++i) {
+        v3 ^= m[i];
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m[i];
+    }
+    const uint64_t b = (uint64_t)16 << 56;
+    v3 ^= b;
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static uint32_t home_slot(const progress_table *t, const progress_id *id)
+{
+    /* maps the hash onto [0, nslots) without a division */
+    return (uint32_t)(((id_hash(t->key, id) >> 32) * t->nslots) >> 32);
+}
+
+static uint32_t next_slot(const progress_table *t, uint32_t i)
+{
+    return ++i == t->nslots ? 0 : i;
+}
+
+/* Index of id's slot if present (*found = 1), else of the free slot where
+ * it would go (*found = 0). */
+static uint32_t probe(const progress_table *t, const progress_id *id,
+                      uint32_t home, int *found)
+{
+    uint32_t i = home;
+    while (t->slots[i].state != SLOT_FREE) {
+        if (progress_id_equal(&t->slots[i].id, id)) {
+            *found = 1;
+            return i;
+        }
+        i = next_slot(t, i);
+    }
+    *found = 0;
+    return i;
+}
+
+static int slot_expired(const struct slot *s, int64_t now)
+{
+    return s->expires != 0 && now > s->expires;
+}
+
+static int slot_in_flight(const struct slot *s)
+{
+    return s->state == PROGRESS_UPLOADING;
+}
+
+static int slot_owned_by(const struct slot *s, int32_t pid, uint32_t ref)
+{
+    return slot_in_flight(s) && s->owner_pid == pid && s->owner_ref == ref;
+}
+
+/* Empties slot i and shifts later members of its probe run back, so every
+ * entry stays reachable from its home slot without tombstones. */
+static void remove_at(progress_table *t, uint32_t i)
+{
+    uint32_t j = i;
+    for (;;) {
+        j = next_slot(t, j);
+        const struct slot *s = &t->slots[j];
+        if (s->state == SLOT_FREE) break;
+        const uint32_t k = s->home;
+        /* the entry at j stays if its home lies cyclically in (i, j] */
+        const int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            t->slots[i] = *s;
+            i = j;
+        }
+    }
+    memset(&t->slots[i], 0, sizeof t->slots[i]);
+    --t->count;
+}
+
+/* Frees the slot of the finished entry that expires first (an expired one
+ * if there is one).  Returns 0 if every entry is in flight.  A full scan,
+ * but only when the table is full. */
+static int evict_one(progress_table *t)
+{
+    uint32_t victim = t->nslots;
+    for (uint32_t i = 0; i < t->nslots; ++i) {
+        const struct slot *s = &t->slots[i];
+        if (s->state == SLOT_FREE || slot_in_flight(s)) continue;
+        if (victim == t->nslots || s->expires < t->slots[victim].expires)
+            victim = i;
+    }
+    if (victim == t->nslots) return 0;
+    remove_at(t, victim);
+    return 1;
+}
+
+progress_begin_result progress_table_begin(progress_table *t,
+                                           const progress_id *id,
+                                           int64_t size, int32_t owner_pid,
+                                           uint32_t owner_ref, int64_t now)
+{
+    const uint32_t home = home_slot(t, id);
+    progress_begin_result result = PROGRESS_BEGIN_OK;
+    int found;
+    table_lock(t);
+    uint32_t i = probe(t, id, home, &found);
+    if (found && slot_in_flight(&t->slots[i])) {
+        result = PROGRESS_BEGIN_IN_FLIGHT;
+    } else if (!found && t->count >= t->max_entries && !evict_one(t)) {
+        result = PROGRESS_BEGIN_FULL;
+    } else {
+        if (!found) {
+            i = probe(t, id, home, &found); /* eviction may have moved slots */
+            ++t->count;
+        }
+        struct slot * const s = &t->slots[i];
+        *s = (struct slot){ .id = *id, .size = size, .started = now,
+                            .owner_pid = owner_pid, .owner_ref = owner_ref,
+                            .home = home, .state = PROGRESS_UPLOADING };
+    }
+    table_unlock(t);
+    return result;
+}
+
+void progress_table_update(progress_table *t, const progress_id *id,
+                           int32_t owner_pid, uint32_t owner_ref,
+                           int64_t received, int64_t size)
+{
+    int found;
+    const uint32_t home = home_slot(t, id);
+    table_lock(t);
+    struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    if (found && slot_owned_by(s, owner_pid, owner_ref)) {
+        s->received = received;
+        s->size = size;
+    }
+    table_unlock(t);
+}
+
+int progress_table_finish(progress_table *t, const progress_id *id,
+                          int32_t owner_pid, uint32_t owner_ref,
+                          const progress_snapshot *fin, int64_t expires)
+{
+    int found, finished = 0;
+    const uint32_t home = home_slot(t, id);
+    table_lock(t);
+    struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    if (found && slot_owned_by(s, owner_pid, owner_ref)) {
+        s->state = (uint8_t)fin->state;
+        s->status = (uint16_t)fin->status;
+        s->size = fin->size;
+        s->received = fin->received;
+        s->expires = expires;
+        finished = 1;
+    }
+    table_unlock(t);
+    return finished;
+}
+
+int progress_table_lookup(progress_table *t, const progress_id *id,
+                          int64_t now, progress_snapshot *out)
+{
+    int found;
+    const uint32_t home = home_slot(t, id);
+    table_lock(t);
+    const struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    found = found && !slot_expired(s, now);
+    if (found) {
+        *out = (progress_snapshot){ .state = (progress_state)s->state,
+                                    .status = s->status, .size = s->size,
+                                    .received = s->received,
+                                    .started = s->started,
+                                    .owner_pid = s->owner_pid,
+                                    .owner_ref = s->owner_ref };
+    }
+    table_unlock(t);
+    if (!found) *out = (progress_snapshot){ .state = PROGRESS_STARTING,
+                                            .size = -1, .received = -1 };
+    return found;
+}
+
+uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget)
+{
+    uint32_t freed = 0;
+    table_lock(t);
+    for (uint32_t n = 0; n < budget && t->count > 0; ++n) {
+        const uint32_t i = t->sweep_cursor;
+        if (t->slots[i].state != SLOT_FREE && slot_expired(&t->slots[i], now)) {
+            remove_at(t, i); /* slot i may now hold a shifted entry: look again */
+            ++freed;
+        } else {
+            t->sweep_cursor = next_slot(t, i);
+        }
+    }
+    table_unlock(t);
+    return freed;
+}
+
+uint32_t progress_table_count(progress_table *t)
+{
+    table_lock(t);
+    const uint32_t count = t->count;
+    table_unlock(t);
+    return count;
+}
+
+uint32_t progress_table_slots(const progress_table *t)
+{
+    return t->nslots;
+}

@@ -1,0 +1,96 @@
+/* progress_table: the uploads the server knows of, keyed by progress id.
+ *
+ * Contract
+ * - The table lives in one block of caller-provided, zero-filled memory of
+ *   progress_table_bytes(max_entries) bytes; it allocates nothing and holds
+ *   no pointers, so the block may be a MAP_SHARED mapping used by several
+ *   processes at once (each call takes a process-shared robust mutex kept
+ *   in the block).
+ * - At most max_entries entries; lookups, begin, update and finish are O(1)
+ *   on average (open addressing with linear probing and a per-table random
+ *   hash key, so clients cannot craft colliding ids; deletion by backward
+ *   shift, so no tombstones pile up).
+ * - An entry is in flight (PROGRESS_UPLOADING) from begin until finish;
+ *   only the owner that began it (pid, ref) may update or finish it.  A
+ *   finished entry stays until its expiry second has passed: lookups treat
+ *   it as absent from then on, and sweep frees its slot.
+ * - Times are whole seconds of one monotonic clock, chosen by the caller. */
+#ifndef PROGRESS_TABLE_H
+#define PROGRESS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "progress_id.h"
+
+typedef enum progress_state {
+    PROGRESS_STARTING = 0, /* no entry: not begun yet, or swept */
+    PROGRESS_UPLOADING,
+    PROGRESS_DONE,
+    PROGRESS_ERROR
+} progress_state;
+
+/* A copy of one entry, taken under the lock. */
+typedef struct progress_snapshot {
+    progress_state state;
+    int status;          /* final HTTP status once finished, else 0 */
+    int64_t size;        /* request body length; -1 while unknown */
+    int64_t received;    /* body bytes received; -1 if not recorded */
+    int64_t started;     /* second the upload began */
+    int32_t owner_pid;   /* process serving the upload */
+    uint32_t owner_ref;  /* that process's own handle for the request */
+} progress_snapshot;
+
+typedef struct progress_table progress_table;
+
+typedef enum progress_begin_result {
+    PROGRESS_BEGIN_OK,
+    PROGRESS_BEGIN_IN_FLIGHT, /* another upload with this id is in flight */
+    PROGRESS_BEGIN_FULL       /* max_entries uploads are in flight */
+} progress_begin_result;
+
+size_t progress_table_bytes(uint32_t max_entries);
+
+/* Lays the table out in mem (zero-filled, progress_table_bytes() long).
+ * key seeds the hash.  Returns NULL if the lock cannot be set up. */
+progress_table *progress_table_init(void *mem, uint32_t max_entries,
+                                    const uint8_t key[16]);
+void progress_table_destroy(progress_table *t);
+
+/* Starts an entry in flight for id.  A finished entry with the same id is
+ * taken over.  When the table is full, the finished entry that expires
+ * first is evicted to make room. */
+progress_begin_result progress_table_begin(progress_table *t,
+                                           const progress_id *id,
+                                           int64_t size, int32_t owner_pid,
+                                           uint32_t owner_ref, int64_t now);
+
+/* Publishes the owner's live counters of an entry in flight. */
+void progress_table_update(progress_table *t, const progress_id *id,
+                           int32_t owner_pid, uint32_t owner_ref,
+                           int64_t received, int64_t size);
+
+/* Ends the owner's entry in flight with fin's state, status, size and
+ * received; it expires after the second `expires`.  Returns 1 if the entry
+ * was the owner's and is now finished, 0 otherwise. */
+int progress_table_finish(progress_table *t, const progress_id *id,
+                          int32_t owner_pid, uint32_t owner_ref,
+                          const progress_snapshot *fin, int64_t expires);
+
+/* Copies the entry for id into *out; returns 1 if there is one that has not
+ * expired at now, else 0 (and *out says PROGRESS_STARTING). */
+int progress_table_lookup(progress_table *t, const progress_id *id,
+                          int64_t now, progress_snapshot *out);
+
+/* Frees the slots of entries expired at now, looking at no more than
+ * `budget` slots per call (a cursor carries on from there next time), so
+ * a huge table never stalls the caller.  Returns how many were freed. */
+uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget);
+
+/* Entries held, expired ones not yet swept included. */
+uint32_t progress_table_count(progress_table *t);
+
+/* Slots in the table: the most a sweep call needs to look at. */
+uint32_t progress_table_slots(const progress_table *t);
+
+#endif

@@ -1,0 +1,219 @@
+"""Starts Debian's real lighttpd with the built module on 127.0.0.1 and talks to it."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LIGHTTPD = os.environ.get("LIGHTTPD", "/usr/sbin/lighttpd")
+SYSTEM_MODULES = Path(os.environ.get("LIGHTTPD_MODULES", "/usr/lib/lighttpd"))
+
+
+def module_path():
+    path = os.environ.get("UPLOADPROGRESS_MODULE")
+    if not path:
+        path = HERE.parent.parent / "build" / "mod_uploadprogress.so"
+    return Path(path).resolve()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+BASE_CONFIG = """
+server.document-root = "{www}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.errorlog = "{errorlog}"
+server.pid-file = "{pidfile}"
+server.modules = ( {modules} )
+cgi.assign = ( ".cgi" => "" )
+mimetype.assign = ( ".html" => "text/html", ".txt" => "text/plain" )
+"""
+
+
+class Lighttpd:
+    """One lighttpd process in its own session (so that a multi-worker
+    server's signals to its process group never reach the test runner)."""
+
+    def __init__(self, workdir, config="", modules=("mod_uploadprogress", "mod_cgi")):
+        self.dir = Path(workdir)
+        self.config_extra = config
+        self.modules = modules
+        self.port = None
+        self.proc = None
+        self.errorlog = self.dir / "error.log"
+
+    def write_config(self):
+        mods = self.dir / "modules"
+        mods.mkdir(exist_ok=True)
+        for so in SYSTEM_MODULES.glob("*.so"):
+            link = mods / so.name
+            if not link.exists():
+                link.symlink_to(so)
+        ours = mods / "mod_uploadprogress.so"
+        if ours.is_symlink() or ours.exists():
+            ours.unlink()
+        ours.symlink_to(module_path())
+        www = self.dir / "www"
+        if not www.exists():
+            shutil.copytree(HERE / "www", www, symlinks=True)
+        self.port = free_port()
+        conf = self.dir / "lighttpd.conf"
+        conf.write_text(BASE_CONFIG.format(
+            www=www, port=self.port, errorlog=self.errorlog,
+            pidfile=self.dir / "lighttpd.pid",
+            modules=", ".join('"%s"' % m for m in self.modules)) + self.config_extra)
+        return conf
+
+    def command(self, conf):
+        cmd = [LIGHTTPD, "-D", "-f", str(conf), "-m", str(self.dir / "modules")]
+        if os.environ.get("UPLOADPROGRESS_VALGRIND"):
+            cmd = ["valgrind", "-q", "--log-file=%s/valgrind.%%p.log" % self.dir,
+                   "--leak-check=full", "--errors-for-leak-kinds=definite", *cmd]
+        return cmd
+
+    def memory_errors(self):
+        """What valgrind found, if it ran."""
+        return "".join(log.read_text() for log in self.dir.glob("valgrind.*.log"))
+
+    def env(self):
+        env = dict(os.environ)
+        preload = os.environ.get("UPLOADPROGRESS_PRELOAD")
+        if preload:
+            env["LD_PRELOAD"] = preload
+        return env
+
+    def start(self, timeout=30):
+        conf = self.write_config()
+        self.proc = subprocess.Popen(self.command(conf), env=self.env(),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode(errors="replace")
+                raise RuntimeError("lighttpd exited %s: %s\n%s" % (
+                    self.proc.returncode, out, self.error_log()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("lighttpd did not listen on %d" % self.port)
+
+    def run_to_exit(self, timeout=10):
+        """Starts lighttpd expecting it to refuse; returns (exit code, output)."""
+        conf = self.write_config()
+        proc = subprocess.run(self.command(conf), env=self.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout,
+                              start_new_session=True)
+        return proc.returncode, proc.stdout.decode(errors="replace") + self.error_log()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        out = self.proc.stdout.read().decode(errors="replace") if self.proc else ""
+        return out
+
+    def error_log(self):
+        return self.errorlog.read_text(errors="replace") if self.errorlog.exists() else ""
+
+    # --- clients ---------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def poll(self, pid, via="query", url="/progress", host=None):
+        headers = {"Host": host} if host else {}
+        if via == "query":
+            path = "%s?X-Progress-ID=%s" % (url, pid)
+        else:
+            path = url
+            headers["X-Progress-ID"] = pid
+        status, hdrs, body = self.request("GET", path, headers=headers)
+        assert status == 200, (status, body)
+        assert hdrs["content-type"] == "application/json"
+        return json.loads(body), body
+
+    def wait_for(self, pid, predicate, timeout=5.0, **kw):
+        """Polls until predicate(answer) holds; returns every answer seen."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            answer, _ = self.poll(pid, **kw)
+            seen.append(answer)
+            if predicate(answer):
+                return seen
+            if time.monotonic() > deadline:
+                raise AssertionError("no matching answer for %s; last %r" % (pid, answer))
+            time.sleep(0.02)
+
+
+class SlowUpload:
+    """An HTTP/1.1 upload whose body the test sends piece by piece."""
+
+    def __init__(self, port, path, size=None, pid=None, via="header", chunked=False,
+                 extra_headers=()):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.chunked = chunked
+        self.sent = 0
+        target = path
+        lines = []
+        if pid and via == "header":
+            lines.append("X-Progress-ID: %s" % pid)
+        elif pid:
+            target += ("&" if "?" in path else "?") + "X-Progress-ID=" + pid
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        else:
+            lines.append("Content-Length: %d" % size)
+        lines.extend(extra_headers)
+        head = "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n\r\n" % (target, "\r\n".join(lines))
+        self.sock.sendall(head.encode())
+
+    def send(self, n):
+        data = b"x" * n
+        if self.chunked:
+            data = b"%x\r\n%s\r\n" % (n, data)
+        self.sock.sendall(data)
+        self.sent += n
+
+    def finish(self):
+        """Ends a chunked body and reads the response: (status, body)."""
+        if self.chunked:
+            self.sock.sendall(b"0\r\n\r\n")
+        return self.response()
+
+    def response(self):
+        buf = b""
+        self.sock.settimeout(10)
+        while b"\r\n\r\n" not in buf:
+            got = self.sock.recv(65536)
+            if not got:
+                break
+            buf += got
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head else 0
+        return status, rest
+
+    def close(self):
+        self.sock.close()

@@ -1,0 +1,317 @@
+"""The module end to end, on Debian's real lighttpd with a body-reading CGI."""
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from lighty import SlowUpload
+
+ID = "0123456789abcdef0123456789abcdef"
+ID2 = "fedcba9876543210FEDCBA9876543210"
+
+BASIC = """
+upload-progress.progress-url = "/progress"
+"""
+
+
+def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.cgi"):
+    """Uploads in pieces; after each one, polls until the answer is exactly the
+    bytes sent so far, and checks that no answer ever ran ahead of them."""
+    size = sum(pieces)
+    up = SlowUpload(server.port, path, size=size, pid=pid, via=via)
+    try:
+        for n in pieces:
+            up.send(n)
+            seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
+            for answer in seen:
+                assert answer["state"] in ("starting", "uploading", "done"), answer
+                if answer["state"] == "uploading":
+                    assert list(answer) == ["state", "received", "size"]
+                    assert answer["size"] == size
+                    assert 0 <= answer["received"] <= up.sent
+            time.sleep(0.1)
+        status, body = up.response()
+    finally:
+        up.close()
+    return status, body
+
+
+def test_unknown_id_is_starting(make_server):
+    server = make_server(BASIC)
+    assert server.poll(ID)[1] == b'{"state":"starting"}'
+    assert server.poll(ID, via="header")[1] == b'{"state":"starting"}'
+
+
+def test_poll_answer_headers_stop_caches(make_server):
+    server = make_server(BASIC)
+    status, headers, body = server.request("GET", "/progress?X-Progress-ID=" + ID)
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "no-store"
+    assert headers["expires"] == "Thu, 19 Nov 1981 08:52:00 GMT"
+    assert headers["content-length"] == str(len(body))
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+def test_received_is_exact_after_each_piece(make_server, via):
+    server = make_server(BASIC)
+    pieces = [1000, 65536, 70000, 1, 300000]
+    status, body = piecewise(server, ID, pieces, via=via)
+    assert status == 200
+    assert b"read %d bytes" % sum(pieces) in body
+    answer, raw = server.wait_for(ID, lambda a: a["state"] == "done")[-1], None
+    assert answer == {"state": "done", "received": sum(pieces), "size": sum(pieces)}
+    assert server.poll(ID)[1] == b'{"state":"done","received":436537,"size":436537}'
+
+
+def test_poll_with_the_id_in_a_header(make_server):
+    server = make_server(BASIC)
+    status, _ = piecewise(server, ID, [5000, 5000], poll_via="header")
+    assert status == 200
+    assert server.poll(ID, via="header")[0]["state"] == "done"
+
+
+def test_query_is_ignored_for_the_url_match_and_other_parameters_too(make_server):
+    server = make_server(BASIC)
+    piecewise(server, ID, [100])
+    for path in ("/progress?callback=cb&X-Progress-ID=%s&_=1" % ID,
+                 "/progress?_=99&x-progress-id=%s" % ID.upper()):
+        status, _, body = server.request("GET", path)
+        assert status == 200
+        assert json.loads(body) == {"state": "done", "received": 100, "size": 100}
+    status, _, _ = server.request("GET", "/progress/?X-Progress-ID=" + ID)
+    assert status == 404
+
+
+def test_uppercase_and_lowercase_ids_are_one_id(make_server):
+    server = make_server(BASIC)
+    piecewise(server, ID2, [10, 20])
+    assert server.poll(ID2.lower())[0]["state"] == "done"
+    assert server.poll(ID2.upper())[0]["state"] == "done"
+
+
+def test_json_key_order_and_strictness(make_server):
+    server = make_server(BASIC)
+    up = SlowUpload(server.port, "/sink.cgi", size=5000, pid=ID)
+    up.send(1234)
+    server.wait_for(ID, lambda a: a.get("received") == 1234)
+    _, raw = server.poll(ID)
+    assert raw == b'{"state":"uploading","received":1234,"size":5000}'
+    up.send(3766)
+    assert up.response()[0] == 200
+    up.close()
+
+
+def test_done_stays_for_remove_timeout_then_starting(make_server):
+    server = make_server(BASIC + 'upload-progress.remove-timeout = 2\n'
+                         'upload-progress.debug = "enable"\n')
+    piecewise(server, ID, [4096])
+    finished = time.monotonic()
+    assert server.poll(ID)[0]["state"] == "done"
+    time.sleep(1.0)
+    assert server.poll(ID)[0]["state"] == "done"  # within the 2 seconds
+    seen = server.wait_for(ID, lambda a: a["state"] == "starting", timeout=6)
+    gone_after = time.monotonic() - finished
+    assert seen[-1] == {"state": "starting"}
+    assert 1.5 <= gone_after <= 4.5, gone_after
+    # the once-a-second sweep frees the entry even with no request coming
+    deadline = time.monotonic() + 4
+    while "swept 1 finished uploads; 0 entries left" not in server.error_log():
+        assert time.monotonic() < deadline, server.error_log()
+        time.sleep(0.1)
+
+
+def test_an_id_reused_after_its_upload_finished_starts_fresh(make_server):
+    server = make_server(BASIC)
+    piecewise(server, ID, [3000])
+    assert server.poll(ID)[0] == {"state": "done", "received": 3000, "size": 3000}
+    up = SlowUpload(server.port, "/sink.cgi", size=777, pid=ID)
+    up.send(7)
+    server.wait_for(ID, lambda a: a == {"state": "uploading", "received": 7, "size": 777})
+    up.send(770)
+    assert up.response()[0] == 200
+    up.close()
+    assert server.poll(ID)[0] == {"state": "done", "received": 777, "size": 777}
+
+
+REFUSE = BASIC + 'server.max-request-size = 1\n'   # KiB
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+def test_413_for_content_length_over_the_limit(make_server, via):
+    server = make_server(REFUSE)
+    up = SlowUpload(server.port, "/sink.cgi", size=5000, pid=ID, via=via)
+    status, _ = up.response()
+    up.close()
+    assert status == 413
+    assert server.poll(ID)[1] == b'{"state":"error","status":413}'
+
+
+def test_413_for_a_chunked_body_crossing_the_limit(make_server):
+    server = make_server(REFUSE)
+    up = SlowUpload(server.port, "/sink.cgi", pid=ID, chunked=True)
+    up.send(600)
+    server.wait_for(ID, lambda a: a.get("received") == 600)
+    assert server.poll(ID)[1] == b'{"state":"uploading","received":600}'
+    up.send(600)
+    status, _ = up.response()
+    up.close()
+    assert status == 413
+    server.wait_for(ID, lambda a: a["state"] == "error")
+    assert server.poll(ID)[1] == b'{"state":"error","status":413}'
+
+
+def test_a_body_under_the_limit_is_done(make_server):
+    server = make_server(REFUSE)
+    status, _ = piecewise(server, ID, [1024])
+    assert status == 200
+    assert server.poll(ID)[0] == {"state": "done", "received": 1024, "size": 1024}
+
+
+def test_other_final_status_of_400_or_more_is_an_error(make_server):
+    server = make_server(BASIC)
+    status, _ = piecewise(server, ID, [2000], path="/fail.cgi")
+    assert status == 500
+    assert server.poll(ID)[1] == b'{"state":"error","status":500}'
+
+
+def test_an_aborted_upload_is_an_error_with_its_counts(make_server):
+    server = make_server(BASIC)
+    up = SlowUpload(server.port, "/sink.cgi", size=100000, pid=ID)
+    up.send(30000)
+    server.wait_for(ID, lambda a: a.get("received") == 30000)
+    up.sock.shutdown(socket.SHUT_RDWR)
+    up.close()
+    server.wait_for(ID, lambda a: a["state"] != "uploading")
+    assert server.poll(ID)[1] == b'{"state":"error","status":400,"received":30000,"size":100000}'
+
+
+@pytest.mark.parametrize("query, what", [
+    ("", "missing"),
+    ("?X-Progress-ID=", "malformed"),
+    ("?X-Progress-ID=0123456789abcdef0123456789abcde", "malformed"),
+    ("?X-Progress-ID=0123456789abcdef0123456789abcdef0", "malformed"),
+    ("?X-Progress-ID=0123456789abcdef0123456789abcdeg", "malformed"),
+    ("?X-Progress-ID=%2023456789abcdef0123456789abcdef", "malformed"),
+    ("?X-Progress-ID=<script>", "malformed"),
+    ("?callback=cb", "missing"),
+    ("?X-Progress-IDs=" + ID, "missing"),
+])
+def test_a_missing_or_malformed_id_is_a_400_with_a_json_reason(make_server, query, what):
+    server = make_server(BASIC)
+    status, headers, body = server.request("GET", "/progress" + query)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"].startswith(what)
+
+
+def test_a_malformed_header_id_wins_over_a_good_query_id(make_server):
+    server = make_server(BASIC)
+    status, _, body = server.request("GET", "/progress?X-Progress-ID=" + ID,
+                                     headers={"X-Progress-ID": "nothex"})
+    assert status == 400
+    assert json.loads(body)["error"].startswith("malformed")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
+def test_other_methods_are_405_with_allow(make_server, method):
+    server = make_server(BASIC)
+    status, headers, body = server.request(method, "/progress?X-Progress-ID=" + ID,
+                                           body=b"x" * 10)
+    assert status == 405
+    assert headers["allow"] == "GET, HEAD"
+    assert json.loads(body)["error"].startswith("method not allowed")
+
+
+def test_head_answers_headers_only(make_server):
+    server = make_server(BASIC)
+    piecewise(server, ID, [10])
+    status, headers, body = server.request("HEAD", "/progress?X-Progress-ID=" + ID)
+    assert status == 200
+    assert body == b""
+    assert headers["content-type"] == "application/json"
+    assert headers["content-length"] == str(len(b'{"state":"done","received":10,"size":10}'))
+
+
+def test_an_upload_with_a_malformed_id_is_served_but_not_tracked(make_server):
+    server = make_server(BASIC)
+    status, _, body = server.request("POST", "/sink.cgi", body=b"y" * 100,
+                                     headers={"X-Progress-ID": "not-an-id"})
+    assert status == 200 and b"read 100 bytes" in body
+
+
+def test_debug_logs_track_finish_poll_and_sweep_with_the_id(make_server):
+    server = make_server(BASIC + 'upload-progress.debug = "enable"\n'
+                         'upload-progress.remove-timeout = 0\n')
+    piecewise(server, ID, [500])
+    deadline = time.monotonic() + 4
+    while "swept" not in server.error_log():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    log = server.error_log()
+    assert re.search(r"\(mod_uploadprogress\.c\.\d+\) upload-progress: tracking %s size 500" % ID, log)
+    assert "upload-progress: finished %s state done status 200 received 500 size 500" % ID in log
+    assert "upload-progress: poll %s -> {\"state\":\"uploading\"" % ID in log
+    assert "upload-progress: swept 1 finished uploads; 0 entries left" in log
+
+
+def test_no_debug_lines_by_default(make_server):
+    server = make_server(BASIC)
+    piecewise(server, ID, [500])
+    assert "upload-progress" not in server.error_log()
+
+
+def test_without_a_progress_url_the_module_does_nothing(make_server):
+    server = make_server("")
+    status, _, _ = server.request("GET", "/progress?X-Progress-ID=" + ID)
+    assert status == 404
+    status, _, body = server.request("POST", "/sink.cgi", body=b"z" * 10,
+                                     headers={"X-Progress-ID": ID})
+    assert status == 200
+
+
+def test_keys_work_in_conditionals(make_server):
+    server = make_server(BASIC + """
+$HTTP["host"] == "uploads.example" {
+    upload-progress.progress-url = "/up/status"
+    upload-progress.remove-timeout = 0
+}
+$HTTP["host"] == "off.example" {
+    upload-progress.progress-url = ""
+}
+""")
+    status, _, body = server.request("GET", "/up/status?X-Progress-ID=" + ID,
+                                     headers={"Host": "uploads.example"})
+    assert status == 200 and json.loads(body) == {"state": "starting"}
+    status, _, _ = server.request("GET", "/up/status?X-Progress-ID=" + ID)
+    assert status == 404
+    status, _, _ = server.request("GET", "/progress?X-Progress-ID=" + ID,
+                                  headers={"Host": "off.example"})
+    assert status == 404
+    status, _, _ = server.request("POST", "/sink.cgi", body=b"q" * 10,
+                                  headers={"Host": "uploads.example", "X-Progress-ID": ID})
+    assert status == 200
+    # remove-timeout 0 in that block: gone within two seconds
+    server.wait_for(ID, lambda a: a["state"] == "starting", url="/up/status",
+                    host="uploads.example", timeout=3)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('upload-progress.progress-url = "progress"',
+     "upload-progress.progress-url must be a URL path starting with '/'"),
+    ('upload-progress.remove-timeout = "3000000000"',
+     "upload-progress.remove-timeout must be a number of seconds from 0 to 2147483647"),
+    ('upload-progress.remove-timeout = "-5"', "upload-progress.remove-timeout -5"),
+    ('upload-progress.remove-timeout = "soon"', "upload-progress.remove-timeout"),
+    ('upload-progress.debug = "maybe"', "upload-progress.debug"),
+    ('$HTTP["host"] == "x" { upload-progress.progress-url = "p" }',
+     "upload-progress.progress-url must be a URL path starting with '/'"),
+])
+def test_a_bad_value_stops_start_up_naming_the_key(tmp_path, line, message):
+    from lighty import Lighttpd
+    server = Lighttpd(tmp_path, line + "\n")
+    code, out = server.run_to_exit()
+    assert code != 0
+    assert message in out, out

@@ -1,0 +1,347 @@
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "progress_table.h"
+
+static const uint8_t KEY[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+enum { OWNER = 100, OTHER = 200 };
+
+static progress_table *table;
+
+static progress_table *new_table(uint32_t max_entries)
+{
+    void *mem = calloc(1, progress_table_bytes(max_entries));
+    ck_assert_ptr_nonnull(mem);
+    progress_table *t = progress_table_init(mem, max_entries, KEY);
+    ck_assert_ptr_eq(t, mem);
+    return t;
+}
+
+static void free_table(progress_table *t)
+{
+    progress_table_destroy(t);
+    free(t);
+}
+
+static void teardown(void)
+{
+    if (table) free_table(table);
+    table = NULL;
+}
+
+static progress_id make_id(uint32_t n)
+{
+    progress_id id;
+    memset(&id, 0, sizeof id);
+    memcpy(id.bytes, &n, sizeof n);
+    id.bytes[15] = 0x77;
+    return id;
+}
+
+static progress_snapshot get(progress_table *t, uint32_t n, int64_t now)
+{
+    progress_snapshot s;
+    const progress_id id = make_id(n);
+    const int found = progress_table_lookup(t, &id, now, &s);
+    ck_assert_int_eq(found, s.state != PROGRESS_STARTING);
+    return s;
+}
+
+static progress_begin_result begin(progress_table *t, uint32_t n, int64_t size,
+                                   uint32_t ref, int64_t now)
+{
+    const progress_id id = make_id(n);
+    return progress_table_begin(t, &id, size, OWNER, ref, now);
+}
+
+static int finish(progress_table *t, uint32_t n, uint32_t ref,
+                  progress_state state, int status, int64_t expires)
+{
+    const progress_id id = make_id(n);
+    const progress_snapshot fin = { .state = state, .status = status,
+                                    .size = 50, .received = 50 };
+    return progress_table_finish(t, &id, OWNER, ref, &fin, expires);
+}
+
+START_TEST(unknown_id_is_starting)
+{
+    table = new_table(16);
+    const progress_snapshot s = get(table, 1, 0);
+    ck_assert_int_eq(s.state, PROGRESS_STARTING);
+    ck_assert_int_eq(s.size, -1);
+    ck_assert_int_eq(s.received, -1);
+    ck_assert_uint_eq(progress_table_count(table), 0);
+}
+END_TEST
+
+START_TEST(begin_update_finish)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000, 7, 5), PROGRESS_BEGIN_OK);
+    progress_snapshot s = get(table, 1, 5);
+    ck_assert_int_eq(s.state, PROGRESS_UPLOADING);
+    ck_assert_int_eq(s.received, 0);
+    ck_assert_int_eq(s.size, 1000);
+    ck_assert_int_eq(s.started, 5);
+    ck_assert_int_eq(s.owner_pid, OWNER);
+    ck_assert_uint_eq(s.owner_ref, 7);
+
+    const progress_id id = make_id(1);
+    progress_table_update(table, &id, OWNER, 7, 400, 1000);
+    ck_assert_int_eq(get(table, 1, 6).received, 400);
+
+    ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 66), 1);
+    s = get(table, 1, 6);
+    ck_assert_int_eq(s.state, PROGRESS_DONE);
+    ck_assert_int_eq(s.status, 200);
+    ck_assert_int_eq(s.received, 50);
+    ck_assert_uint_eq(progress_table_count(table), 1);
+}
+END_TEST
+
+START_TEST(only_the_owner_updates_and_finishes)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
+    const progress_id id = make_id(1);
+    progress_table_update(table, &id, OTHER, 7, 999, 1000);
+    progress_table_update(table, &id, OWNER, 8, 999, 1000);
+    ck_assert_int_eq(get(table, 1, 0).received, 0);
+    const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200 };
+    ck_assert_int_eq(progress_table_finish(table, &id, OTHER, 7, &fin, 10), 0);
+    ck_assert_int_eq(finish(table, 1, 8, PROGRESS_DONE, 200, 10), 0);
+    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_UPLOADING);
+    /* finishing twice: the second call finds nothing in flight */
+    ck_assert_int_eq(finish(table, 1, 7, PROGRESS_ERROR, 400, 10), 1);
+    ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 10), 0);
+    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_ERROR);
+    /* finishing an unknown id does nothing */
+    ck_assert_int_eq(finish(table, 2, 7, PROGRESS_DONE, 200, 10), 0);
+}
+END_TEST
+
+START_TEST(an_id_in_flight_is_not_taken_over)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
+    const progress_id id = make_id(1);
+    progress_table_update(table, &id, OWNER, 7, 300, 1000);
+    ck_assert_int_eq(begin(table, 1, 5, 8, 1), PROGRESS_BEGIN_IN_FLIGHT);
+    const progress_snapshot s = get(table, 1, 1);
+    ck_assert_int_eq(s.received, 300);
+    ck_assert_int_eq(s.size, 1000);
+    ck_assert_uint_eq(s.owner_ref, 7);
+    ck_assert_uint_eq(progress_table_count(table), 1);
+}
+END_TEST
+
+START_TEST(a_finished_id_is_taken_over_by_a_new_upload)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 60), 1);
+    ck_assert_int_eq(begin(table, 1, 20, 9, 3), PROGRESS_BEGIN_OK);
+    const progress_snapshot s = get(table, 1, 3);
+    ck_assert_int_eq(s.state, PROGRESS_UPLOADING);
+    ck_assert_int_eq(s.received, 0);
+    ck_assert_int_eq(s.size, 20);
+    ck_assert_int_eq(s.status, 0);
+    ck_assert_uint_eq(progress_table_count(table), 1);
+}
+END_TEST
+
+START_TEST(expires_after_its_second_and_sweeps_then)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 100), 1);
+    ck_assert_int_eq(get(table, 1, 100).state, PROGRESS_DONE);
+    ck_assert_uint_eq(progress_table_sweep(table, 100, 1000), 0);
+    ck_assert_uint_eq(progress_table_count(table), 1);
+    ck_assert_int_eq(get(table, 1, 101).state, PROGRESS_STARTING);
+    ck_assert_uint_eq(progress_table_sweep(table, 101, 1000), 1);
+    ck_assert_uint_eq(progress_table_count(table), 0);
+}
+END_TEST
+
+START_TEST(uploads_in_flight_never_expire)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
+    ck_assert_uint_eq(progress_table_sweep(table, INT64_MAX, 1000), 0);
+    ck_assert_int_eq(get(table, 1, INT64_MAX).state, PROGRESS_UPLOADING);
+}
+END_TEST
+
+START_TEST(sweep_looks_at_no_more_than_its_budget)
+{
+    table = new_table(1000);
+    for (uint32_t n = 0; n < 1000; ++n) {
+        ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
+        ck_assert_int_eq(finish(table, n, n, PROGRESS_DONE, 200, 10), 1);
+    }
+    uint32_t freed = 0, calls = 0;
+    while (progress_table_count(table) > 0) {
+        const uint32_t f = progress_table_sweep(table, 11, 100);
+        ck_assert_uint_le(f, 100);
+        freed += f;
+        ck_assert_uint_lt(++calls, 100);
+    }
+    ck_assert_uint_eq(freed, 1000);
+    ck_assert_uint_ge(calls, 10);
+}
+END_TEST
+
+START_TEST(full_table_evicts_the_finished_entry_that_expires_first)
+{
+    table = new_table(4);
+    for (uint32_t n = 0; n < 4; ++n)
+        ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(begin(table, 4, 1, 4, 0), PROGRESS_BEGIN_FULL);
+    ck_assert_int_eq(get(table, 4, 0).state, PROGRESS_STARTING);
+    ck_assert_int_eq(finish(table, 2, 2, PROGRESS_DONE, 200, 90), 1);
+    ck_assert_int_eq(finish(table, 1, 1, PROGRESS_DONE, 200, 80), 1);
+    ck_assert_int_eq(begin(table, 4, 1, 4, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_STARTING); /* evicted */
+    ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_DONE);
+    ck_assert_int_eq(get(table, 4, 0).state, PROGRESS_UPLOADING);
+    ck_assert_uint_eq(progress_table_count(table), 4);
+}
+END_TEST
+
+START_TEST(many_entries_all_found_after_partial_sweeps)
+{
+    enum { N = 50000 };
+    table = new_table(N);
+    for (uint32_t n = 0; n < N; ++n) {
+        ck_assert_int_eq(begin(table, n, n, n, 0), PROGRESS_BEGIN_OK);
+        if (n % 3 != 0)
+            ck_assert_int_eq(finish(table, n, n, PROGRESS_DONE, 200, n % 3), 1);
+    }
+    ck_assert_uint_eq(progress_table_count(table), N);
+    /* expire those with expiry second 1 */
+    while (progress_table_sweep(table, 2, 4096) > 0 || 0)
+        ;
+    for (uint32_t round = 0; round < 3; ++round)
+        progress_table_sweep(table, 2, progress_table_slots(table));
+    uint32_t left = 0;
+    for (uint32_t n = 0; n < N; ++n) {
+        const progress_snapshot s = get(table, n, 0);
+        if (n % 3 == 1) {
+            ck_assert_int_eq(s.state, PROGRESS_STARTING);
+        } else {
+            ck_assert_int_eq(s.state, n % 3 == 0 ? PROGRESS_UPLOADING : PROGRESS_DONE);
+            ck_assert_int_eq(s.size, n % 3 == 0 ? (int64_t)n : 50);
+            ++left;
+        }
+    }
+    ck_assert_uint_eq(progress_table_count(table), left);
+}
+END_TEST
+
+/* Random operations on a small, crowded table against a plain model. */
+START_TEST(matches_a_simple_model_under_random_operations)
+{
+    enum { MAX = 24, IDS = 40, STEPS = 200000 };
+    struct { int state; int64_t expires; uint32_t ref; } model[IDS];
+    memset(model, 0, sizeof model);
+    table = new_table(MAX);
+    srand(12345);
+    int64_t now = 0;
+    for (int step = 0; step < STEPS; ++step) {
+        const uint32_t n = (uint32_t)rand() % IDS;
+        const int op = rand() % 10;
+        if (op < 4) {
+            int in_table = 0, in_flight = 0, expired_or_absent = model[n].state == 0;
+            for (int k = 0; k < IDS; ++k) {
+                in_table += model[k].state != 0;
+                in_flight += model[k].state == PROGRESS_UPLOADING;
+            }
+            const progress_begin_result r = begin(table, n, 1, (uint32_t)step, now);
+            if (model[n].state == PROGRESS_UPLOADING) {
+                ck_assert_int_eq(r, PROGRESS_BEGIN_IN_FLIGHT);
+            } else if (expired_or_absent && in_table >= MAX && in_flight >= MAX) {
+                ck_assert_int_eq(r, PROGRESS_BEGIN_FULL);
+            } else {
+                ck_assert_int_eq(r, PROGRESS_BEGIN_OK);
+                if (expired_or_absent && in_table >= MAX) {
+                    /* the model evicts the finished entry that expires first */
+                    int victim = -1;
+                    for (int k = 0; k < IDS; ++k)
+                        if (model[k].state > PROGRESS_UPLOADING
+                            && (victim < 0 || model[k].expires < model[victim].expires))
+                            victim = k;
+                    ck_assert_int_ge(victim, 0);
+                    /* ties may pick another entry with the same expiry */
+                    for (int k = 0; k < IDS; ++k) {
+                        if (model[k].state > PROGRESS_UPLOADING
+                            && model[k].expires == model[victim].expires) {
+                            const progress_snapshot s = get(table, (uint32_t)k, INT64_MIN);
+                            if (s.state == PROGRESS_STARTING) { victim = k; break; }
+                        }
+                    }
+                    model[victim].state = 0;
+                }
+                model[n].state = PROGRESS_UPLOADING;
+                model[n].ref = (uint32_t)step;
+            }
+        } else if (op < 7) {
+            const int was_in_flight = model[n].state == PROGRESS_UPLOADING;
+            const int64_t expires = now + rand() % 5;
+            ck_assert_int_eq(finish(table, n, model[n].ref, PROGRESS_DONE, 200, expires),
+                             was_in_flight);
+            if (was_in_flight) {
+                model[n].state = PROGRESS_DONE;
+                model[n].expires = expires;
+            }
+        } else if (op < 8) {
+            ++now;
+            progress_table_sweep(table, now, (uint32_t)(rand() % 8));
+        } else {
+            const progress_snapshot s = get(table, n, now);
+            const int visible = model[n].state == PROGRESS_UPLOADING
+                || (model[n].state == PROGRESS_DONE && now <= model[n].expires);
+            ck_assert_int_eq(s.state, visible ? model[n].state : PROGRESS_STARTING);
+        }
+        /* entries the model holds that have expired are gone for lookups;
+         * drop them from the model once swept or evicted */
+        for (int k = 0; k < IDS; ++k) {
+            if (model[k].state == PROGRESS_DONE && now > model[k].expires) {
+                const progress_snapshot s = get(table, (uint32_t)k, INT64_MIN);
+                if (s.state == PROGRESS_STARTING) model[k].state = 0;
+            }
+        }
+    }
+}
+END_TEST
+
+static Suite *table_suite(void)
+{
+    Suite *s = suite_create("progress_table");
+    TCase *tc = tcase_create("entries");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, unknown_id_is_starting);
+    tcase_add_test(tc, begin_update_finish);
+    tcase_add_test(tc, only_the_owner_updates_and_finishes);
+    tcase_add_test(tc, an_id_in_flight_is_not_taken_over);
+    tcase_add_test(tc, a_finished_id_is_taken_over_by_a_new_upload);
+    tcase_add_test(tc, expires_after_its_second_and_sweeps_then);
+    tcase_add_test(tc, uploads_in_flight_never_expire);
+    tcase_add_test(tc, sweep_looks_at_no_more_than_its_budget);
+    tcase_add_test(tc, full_table_evicts_the_finished_entry_that_expires_first);
+    tcase_add_test(tc, many_entries_all_found_after_partial_sweeps);
+    tcase_add_test(tc, matches_a_simple_model_under_random_operations);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(table_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
