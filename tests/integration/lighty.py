@@ -43,8 +43,11 @@ class Lighttpd:
     """One lighttpd process in its own session (so that a multi-worker
     server's signals to its process group never reach the test runner)."""
 
-    def __init__(self, workdir, config="", modules=("mod_uploadprogress", "mod_cgi")):
+    def __init__(self, workdir, config="", modules=("mod_uploadprogress", "mod_cgi"),
+                 base=BASE_CONFIG, cwd=None):
         self.dir = Path(workdir)
+        self.base = base
+        self.cwd = cwd
         self.config_extra = config
         self.modules = modules
         self.port = None
@@ -67,7 +70,7 @@ class Lighttpd:
             shutil.copytree(HERE / "www", www, symlinks=True)
         self.port = free_port()
         conf = self.dir / "lighttpd.conf"
-        conf.write_text(BASE_CONFIG.format(
+        conf.write_text(self.base.format(
             www=www, port=self.port, errorlog=self.errorlog,
             pidfile=self.dir / "lighttpd.pid",
             modules=", ".join('"%s"' % m for m in self.modules)) + self.config_extra)
@@ -93,7 +96,7 @@ class Lighttpd:
 
     def start(self, timeout=30):
         conf = self.write_config()
-        self.proc = subprocess.Popen(self.command(conf), env=self.env(),
+        self.proc = subprocess.Popen(self.command(conf), env=self.env(), cwd=self.cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -112,7 +115,8 @@ class Lighttpd:
     def run_to_exit(self, timeout=10):
         """Starts lighttpd expecting it to refuse; returns (exit code, output)."""
         conf = self.write_config()
-        proc = subprocess.run(self.command(conf), env=self.env(), stdout=subprocess.PIPE,
+        proc = subprocess.run(self.command(conf), env=self.env(), cwd=self.cwd,
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout,
                               start_new_session=True)
         return proc.returncode, proc.stdout.decode(errors="replace") + self.error_log()

@@ -1,0 +1,51 @@
+"""examples/lighttpd.conf and its upload target work as shipped (the demo
+runs them the same way: included, with only the port and log overridden)."""
+from lighty import HERE, Lighttpd, SlowUpload
+
+EXAMPLES = HERE.parent.parent / "examples"
+ID = "00112233445566778899aabbccddeeff"
+
+SHIPPED = """
+include "%s/lighttpd.conf"
+server.port := {port}
+server.errorlog := "{errorlog}"
+""" % EXAMPLES
+
+
+def start_shipped(tmp_path):
+    server = Lighttpd(tmp_path, base=SHIPPED, cwd=EXAMPLES)
+    return server.start()
+
+
+def test_the_shipped_demo_serves_its_page_and_tracks_an_upload(tmp_path):
+    server = start_shipped(tmp_path)
+    try:
+        status, headers, body = server.request("GET", "/")
+        assert status == 200 and b"upload.js" in body
+        status, _, js = server.request("GET", "/upload.js")
+        assert status == 200 and b"/progress?X-Progress-ID=" in js
+
+        up = SlowUpload(server.port, "/upload.cgi", size=300000, pid=ID, via="query")
+        up.send(100000)
+        server.wait_for(ID, lambda a: a == {"state": "uploading", "received": 100000,
+                                            "size": 300000})
+        up.send(200000)
+        status, body = up.response()
+        up.close()
+        assert status == 200
+        assert b'{"stored":300000}' in body
+        assert server.poll(ID)[0] == {"state": "done", "received": 300000, "size": 300000}
+    finally:
+        server.stop()
+
+
+def test_the_shipped_limit_reports_413(tmp_path):
+    server = start_shipped(tmp_path)
+    try:
+        up = SlowUpload(server.port, "/upload.cgi", size=200 * 1024 * 1024, pid=ID, via="query")
+        status, _ = up.response()
+        up.close()
+        assert status == 413
+        assert server.poll(ID)[1] == b'{"state":"error","status":413}'
+    finally:
+        server.stop()
