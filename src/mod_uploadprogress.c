@@ -28,7 +28,8 @@
 #include "progress_render.h"
 #include "progress_table.h"
 
-#define UPLOADPROGRESS_MAX_ENTRIES 65536
+#define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
+#define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
 /* Slots the once-a-second sweep looks at: ~4 MiB of memory at most, well
  * under a millisecond, so the event loop never stalls on a large table. */
 #define UPLOADPROGRESS_SWEEP_BUDGET 65536
@@ -69,8 +70,10 @@ typedef struct {
 
     progress_table *table;        /* in a MAP_SHARED mapping */
     size_t table_bytes;
+    uint32_t max_entries;
     pid_t creator_pid;
     pid_t pid;                    /* this worker */
+    int is_worker;                /* serves requests (not the watcher) */
     unix_time64_t table_full_logged;
 
     upload_ctx **uploads;         /* this worker's uploads in flight, by ref */
@@ -107,6 +110,8 @@ static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, con
       case 2: /* upload-progress.debug */
         pconf->debug = (unsigned char)cpv->v.u;
         break;
+      case 3: /* upload-progress.max-entries: sizes the table, not a request */
+        break;
       default:/* should not happen */
         return;
     }
@@ -127,7 +132,7 @@ static void mod_uploadprogress_patch_config(request_st * const r, plugin_data * 
 }
 
 __attribute_cold__
-static int mod_uploadprogress_check_cpv(server * const srv, config_plugin_value_t * const cpv) {
+static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const p, config_plugin_value_t * const cpv, const int global) {
     switch (cpv->k_id) {
       case 0: /* upload-progress.progress-url */
         if (buffer_is_blank(cpv->v.b)) {
@@ -147,6 +152,21 @@ static int mod_uploadprogress_check_cpv(server * const srv, config_plugin_value_
             return 0;
         }
         return 1;
+      case 3: /* upload-progress.max-entries */
+        if (!global) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.max-entries sizes the one table of the "
+              "server: set it globally, not in a conditional");
+            return 0;
+        }
+        if (cpv->v.u < 1 || cpv->v.u > UPLOADPROGRESS_MAX_ENTRIES_LIMIT) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.max-entries must be from 1 to %u, not %u",
+              UPLOADPROGRESS_MAX_ENTRIES_LIMIT, cpv->v.u);
+            return 0;
+        }
+        p->max_entries = cpv->v.u;
+        return 1;
       default:
         return 1;
     }
@@ -165,7 +185,7 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
     /* Shared and anonymous: lighttpd forks its workers after set_defaults,
      * so every worker sees this one table.  Zero-filled, as the table
      * requires; pages are touched only as entries use them. */
-    p->table_bytes = progress_table_bytes(UPLOADPROGRESS_MAX_ENTRIES);
+    p->table_bytes = progress_table_bytes(p->max_entries);
     void * const mem = mmap(NULL, p->table_bytes, PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (MAP_FAILED == mem) {
@@ -173,7 +193,7 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
           "upload-progress: mmap of %zu bytes for the table", p->table_bytes);
         return 0;
     }
-    p->table = progress_table_init(mem, UPLOADPROGRESS_MAX_ENTRIES, key);
+    p->table = progress_table_init(mem, p->max_entries, key);
     if (NULL == p->table) {
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: cannot set up the table's process-shared lock");
@@ -195,6 +215,9 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
      ,{ CONST_STR_LEN("upload-progress.debug"),
         T_CONFIG_BOOL,
         T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("upload-progress.max-entries"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_SERVER }
      ,{ NULL, 0,
         T_CONFIG_UNSET,
         T_CONFIG_SCOPE_UNSET }
@@ -204,11 +227,12 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     if (!config_plugin_values_init(srv, p, cpk, "mod_uploadprogress"))
         return HANDLER_ERROR;
 
+    p->max_entries = UPLOADPROGRESS_MAX_ENTRIES_DEFAULT;
     /* (init i to 0 if global context; to 1 to skip empty global context) */
     for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
         config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
         for (; -1 != cpv->k_id; ++cpv) {
-            if (!mod_uploadprogress_check_cpv(srv, cpv))
+            if (!mod_uploadprogress_check_cpv(srv, p, cpv, 0 == i))
                 return HANDLER_ERROR;
         }
     }
@@ -231,6 +255,22 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
     plugin_data * const p = p_d;
     UNUSED(srv);
     p->pid = getpid();
+    p->is_worker = 1;
+    return HANDLER_GO_ON;
+}
+
+/* In the watcher process of server.max-worker > 1 (never a worker itself):
+ * a worker is gone, so its uploads in flight will never finish. */
+static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d, const pid_t pid, const int status) {
+    plugin_data * const p = p_d;
+    UNUSED(status);
+    if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
+    const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
+                              log_monotonic_secs + p->defaults.remove_timeout);
+    if (failed)
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: worker %d is gone; its %u uploads in flight "
+          "are now errors", (int)pid, failed);
     return HANDLER_GO_ON;
 }
 
@@ -283,8 +323,8 @@ static void log_table_full(request_st * const r, plugin_data * const p, const ch
     if (p->table_full_logged == log_monotonic_secs) return; /* once a second */
     p->table_full_logged = log_monotonic_secs;
     log_error(r->conf.errh, __FILE__, __LINE__,
-      "upload-progress: table full (%d uploads in flight); upload %s is "
-      "served but not tracked", UPLOADPROGRESS_MAX_ENTRIES, idhex);
+      "upload-progress: table full (%u uploads in flight); upload %s is "
+      "served but not tracked", p->max_entries, idhex);
 }
 
 static void mod_uploadprogress_track(request_st * const r, plugin_data * const p) {
@@ -521,6 +561,7 @@ int mod_uploadprogress_plugin_init(plugin *p) {
     p->handle_response_start = mod_uploadprogress_response_start;
     p->handle_request_reset  = mod_uploadprogress_reset;
     p->handle_trigger        = mod_uploadprogress_trigger;
+    p->handle_waitpid        = mod_uploadprogress_waitpid;
 
     return 0;
 }

@@ -71,8 +71,9 @@ void progress_table_destroy(progress_table *t)
 
 static void table_lock(progress_table *t)
 {
-    /* A process that died holding the lock left at worst one entry half
-     * written; every field of a slot is valid on its own, so carry on. */
+    /* A process that died holding the lock left at worst one entry
+     * duplicated or lost by an unfinished shift; every slot is whole
+     * (fields are written before anything else reads them), so carry on. */
     if (pthread_mutex_lock(&t->lock) == EOWNERDEAD)
         pthread_mutex_consistent(&t->lock);
 }
@@ -179,20 +180,33 @@ static void remove_at(progress_table *t, uint32_t i)
     --t->count;
 }
 
-/* Frees the slot of the finished entry that expires first (an expired one
- * if there is one).  Returns 0 if every entry is in flight.  A full scan,
- * but only when the table is full. */
-static int evict_one(progress_table *t)
+/* The earliest expiry second among finished entries, or INT64_MAX when
+ * every entry is in flight. */
+static int64_t earliest_expiry(const progress_table *t)
 {
-    uint32_t victim = t->nslots;
+    int64_t earliest = INT64_MAX;
     for (uint32_t i = 0; i < t->nslots; ++i) {
         const struct slot *s = &t->slots[i];
-        if (s->state == SLOT_FREE || slot_in_flight(s)) continue;
-        if (victim == t->nslots || s->expires < t->slots[victim].expires)
-            victim = i;
+        if (s->state != SLOT_FREE && !slot_in_flight(s) && s->expires < earliest)
+            earliest = s->expires;
     }
-    if (victim == t->nslots) return 0;
-    remove_at(t, victim);
+    return earliest;
+}
+
+/* Makes room in a full table: frees every finished entry of the earliest
+ * expiry second, the oldest ones when all share one remove-timeout.  Two
+ * scans of the table, but they free a whole second's worth of entries, so
+ * a table kept full costs little per upload.  Returns 0 if every entry is
+ * in flight. */
+static int evict_oldest(progress_table *t)
+{
+    const int64_t earliest = earliest_expiry(t);
+    if (earliest == INT64_MAX) return 0;
+    for (uint32_t i = 0; i < t->nslots; ++i) {
+        const struct slot *s = &t->slots[i];
+        while (s->state != SLOT_FREE && !slot_in_flight(s) && s->expires == earliest)
+            remove_at(t, i); /* slot i may now hold a shifted entry: look again */
+    }
     return 1;
 }
 
@@ -208,7 +222,7 @@ progress_begin_result progress_table_begin(progress_table *t,
     uint32_t i = probe(t, id, home, &found);
     if (found && slot_in_flight(&t->slots[i])) {
         result = PROGRESS_BEGIN_IN_FLIGHT;
-    } else if (!found && t->count >= t->max_entries && !evict_one(t)) {
+    } else if (!found && t->count >= t->max_entries && !evict_oldest(t)) {
         result = PROGRESS_BEGIN_FULL;
     } else {
         if (!found) {
@@ -287,15 +301,33 @@ uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget)
     table_lock(t);
     for (uint32_t n = 0; n < budget && t->count > 0; ++n) {
         const uint32_t i = t->sweep_cursor;
-        if (t->slots[i].state != SLOT_FREE && slot_expired(&t->slots[i], now)) {
-            remove_at(t, i); /* slot i may now hold a shifted entry: look again */
+        /* a removal shifts the next entry of the run into slot i: look again */
+        while (t->slots[i].state != SLOT_FREE && slot_expired(&t->slots[i], now)) {
+            remove_at(t, i);
             ++freed;
-        } else {
-            t->sweep_cursor = next_slot(t, i);
         }
+        t->sweep_cursor = next_slot(t, i);
     }
     table_unlock(t);
     return freed;
+}
+
+uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
+                                   int status, int64_t expires)
+{
+    uint32_t failed = 0;
+    table_lock(t);
+    for (uint32_t i = 0; i < t->nslots; ++i) {
+        struct slot * const s = &t->slots[i];
+        if (slot_in_flight(s) && s->owner_pid == owner_pid) {
+            s->state = PROGRESS_ERROR;
+            s->status = (uint16_t)status;
+            s->expires = expires;
+            ++failed;
+        }
+    }
+    table_unlock(t);
+    return failed;
 }
 
 uint32_t progress_table_count(progress_table *t)

@@ -221,3 +221,42 @@ class SlowUpload:
 
     def close(self):
         self.sock.close()
+
+
+def workers_of(server):
+    """Pids of the processes serving requests: the workers of a
+    server.max-worker > 1 server, else lighttpd itself."""
+    parent = server.proc.pid
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            name = stat.read_text().split("(", 1)[1].split(")", 1)[0]
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and name == "lighttpd":
+            kids.append(int(stat.parent.name))
+    return kids or [parent]
+
+
+def serving_pid(server, client_sock, timeout=5.0):
+    """The worker that accepted client_sock's connection."""
+    client_port = client_sock.getsockname()[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        inode = None
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            f = line.split()
+            if (int(f[1].split(":")[1], 16) == server.port
+                    and int(f[2].split(":")[1], 16) == client_port):
+                inode = f[9]
+        if inode and inode != "0":
+            for pid in workers_of(server):
+                try:
+                    for fd in Path("/proc/%d/fd" % pid).iterdir():
+                        if os.readlink(fd) == "socket:[%s]" % inode:
+                            return pid
+                except OSError:
+                    continue
+        time.sleep(0.02)
+    raise AssertionError("no worker holds the connection from port %d" % client_port)

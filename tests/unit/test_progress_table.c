@@ -1,6 +1,12 @@
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <check.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "progress_table.h"
 
@@ -193,20 +199,50 @@ START_TEST(sweep_looks_at_no_more_than_its_budget)
 }
 END_TEST
 
-START_TEST(full_table_evicts_the_finished_entry_that_expires_first)
+START_TEST(full_table_evicts_the_finished_entries_that_expire_first)
 {
-    table = new_table(4);
-    for (uint32_t n = 0; n < 4; ++n)
+    table = new_table(5);
+    for (uint32_t n = 0; n < 5; ++n)
         ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
-    ck_assert_int_eq(begin(table, 4, 1, 4, 0), PROGRESS_BEGIN_FULL);
-    ck_assert_int_eq(get(table, 4, 0).state, PROGRESS_STARTING);
+    ck_assert_int_eq(begin(table, 5, 1, 5, 0), PROGRESS_BEGIN_FULL);
+    ck_assert_int_eq(get(table, 5, 0).state, PROGRESS_STARTING);
     ck_assert_int_eq(finish(table, 2, 2, PROGRESS_DONE, 200, 90), 1);
     ck_assert_int_eq(finish(table, 1, 1, PROGRESS_DONE, 200, 80), 1);
-    ck_assert_int_eq(begin(table, 4, 1, 4, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 3, 3, PROGRESS_DONE, 200, 80), 1);
+    ck_assert_int_eq(begin(table, 5, 1, 5, 0), PROGRESS_BEGIN_OK);
     ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_STARTING); /* evicted */
+    ck_assert_int_eq(get(table, 3, 0).state, PROGRESS_STARTING); /* same second */
     ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_DONE);
-    ck_assert_int_eq(get(table, 4, 0).state, PROGRESS_UPLOADING);
+    ck_assert_int_eq(get(table, 5, 0).state, PROGRESS_UPLOADING);
     ck_assert_uint_eq(progress_table_count(table), 4);
+    ck_assert_int_eq(begin(table, 6, 1, 6, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_DONE); /* room was left */
+}
+END_TEST
+
+START_TEST(a_dead_owners_uploads_become_errors)
+{
+    table = new_table(16);
+    const progress_id a = make_id(1), b = make_id(2), c = make_id(3);
+    ck_assert_int_eq(progress_table_begin(table, &a, 100, 41, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(progress_table_begin(table, &b, 100, 41, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(progress_table_begin(table, &c, 100, 42, 0, 0), PROGRESS_BEGIN_OK);
+    progress_table_update(table, &a, 41, 0, 60, 100);
+    const progress_snapshot done = { .state = PROGRESS_DONE, .status = 200,
+                                     .size = 100, .received = 100 };
+    ck_assert_int_eq(progress_table_finish(table, &b, 41, 1, &done, 9), 1);
+    ck_assert_uint_eq(progress_table_fail_owner(table, 41, 500, 30), 1);
+    progress_snapshot s;
+    progress_table_lookup(table, &a, 0, &s);
+    ck_assert_int_eq(s.state, PROGRESS_ERROR);
+    ck_assert_int_eq(s.status, 500);
+    ck_assert_int_eq(s.received, 60);
+    ck_assert_int_eq(s.size, 100);
+    ck_assert_int_eq(progress_table_lookup(table, &a, 31, &s), 0); /* expires */
+    progress_table_lookup(table, &b, 0, &s);
+    ck_assert_int_eq(s.state, PROGRESS_DONE);  /* finished ones stay as they were */
+    progress_table_lookup(table, &c, 0, &s);
+    ck_assert_int_eq(s.state, PROGRESS_UPLOADING); /* other owners' too */
 }
 END_TEST
 
@@ -266,22 +302,15 @@ START_TEST(matches_a_simple_model_under_random_operations)
             } else {
                 ck_assert_int_eq(r, PROGRESS_BEGIN_OK);
                 if (expired_or_absent && in_table >= MAX) {
-                    /* the model evicts the finished entry that expires first */
-                    int victim = -1;
+                    /* the model evicts every finished entry of the earliest second */
+                    int64_t earliest = INT64_MAX;
                     for (int k = 0; k < IDS; ++k)
-                        if (model[k].state > PROGRESS_UPLOADING
-                            && (victim < 0 || model[k].expires < model[victim].expires))
-                            victim = k;
-                    ck_assert_int_ge(victim, 0);
-                    /* ties may pick another entry with the same expiry */
-                    for (int k = 0; k < IDS; ++k) {
-                        if (model[k].state > PROGRESS_UPLOADING
-                            && model[k].expires == model[victim].expires) {
-                            const progress_snapshot s = get(table, (uint32_t)k, INT64_MIN);
-                            if (s.state == PROGRESS_STARTING) { victim = k; break; }
-                        }
-                    }
-                    model[victim].state = 0;
+                        if (model[k].state > PROGRESS_UPLOADING && model[k].expires < earliest)
+                            earliest = model[k].expires;
+                    ck_assert_int_ne(earliest, INT64_MAX);
+                    for (int k = 0; k < IDS; ++k)
+                        if (model[k].state > PROGRESS_UPLOADING && model[k].expires == earliest)
+                            model[k].state = 0;
                 }
                 model[n].state = PROGRESS_UPLOADING;
                 model[n].ref = (uint32_t)step;
@@ -316,6 +345,144 @@ START_TEST(matches_a_simple_model_under_random_operations)
 }
 END_TEST
 
+/* --- one table in shared memory, several processes ------------------- */
+
+static progress_table *new_shared_table(uint32_t max_entries, size_t *bytes)
+{
+    *bytes = progress_table_bytes(max_entries);
+    void *mem = mmap(NULL, *bytes, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(mem, MAP_FAILED);
+    progress_table *t = progress_table_init(mem, max_entries, KEY);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+static void wait_all_ok(int n)
+{
+    for (int i = 0; i < n; ++i) {
+        int status;
+        ck_assert_int_gt(wait(&status), 0);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+    }
+}
+
+enum { WORKERS = 4, PER_WORKER = 3000 };
+
+/* Each worker runs its own uploads through the table, and reads what the
+ * others publish; every answer it sees must be one a writer could give. */
+static int hammer(progress_table *t, int w)
+{
+    const int32_t pid = (int32_t)getpid();
+    for (uint32_t k = 0; k < PER_WORKER; ++k) {
+        const progress_id id = make_id((uint32_t)w * PER_WORKER + k);
+        if (progress_table_begin(t, &id, 1000, pid, k, 0) != PROGRESS_BEGIN_OK) return 1;
+        for (int64_t r = 250; r <= 1000; r += 250)
+            progress_table_update(t, &id, pid, k, r, 1000);
+        const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
+                                        .size = 1000, .received = 1000 };
+        if (!progress_table_finish(t, &id, pid, k, &fin, 100)) return 2;
+        const progress_id other = make_id((uint32_t)((w + 1) % WORKERS) * PER_WORKER + k);
+        progress_snapshot s;
+        if (progress_table_lookup(t, &other, 0, &s)
+            && (s.received % 250 != 0 || s.received > 1000 || s.size != 1000))
+            return 3;
+    }
+    return 0;
+}
+
+START_TEST(several_processes_share_one_table)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(WORKERS * PER_WORKER, &bytes);
+    for (int w = 0; w < WORKERS; ++w) {
+        const pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) _exit(hammer(t, w));
+    }
+    wait_all_ok(WORKERS);
+    ck_assert_uint_eq(progress_table_count(t), WORKERS * PER_WORKER);
+    for (uint32_t n = 0; n < WORKERS * PER_WORKER; ++n) {
+        const progress_snapshot s = get(t, n, 0);
+        ck_assert_int_eq(s.state, PROGRESS_DONE);
+        ck_assert_int_eq(s.received, 1000);
+    }
+    ck_assert_uint_eq(progress_table_sweep(t, 101, progress_table_slots(t)), WORKERS * PER_WORKER);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+}
+END_TEST
+
+START_TEST(one_id_is_in_flight_in_one_process_at_a_time)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(64, &bytes);
+    for (int w = 0; w < WORKERS; ++w) {
+        const pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child != 0) continue;
+        const int32_t pid = (int32_t)getpid();
+        int failures = 0;
+        for (uint32_t k = 0; k < 20000; ++k) {
+            const progress_id id = make_id(k % 8);
+            if (progress_table_begin(t, &id, 10, pid, k, 0) != PROGRESS_BEGIN_OK) continue;
+            /* while it is ours, nobody else may change it */
+            progress_table_update(t, &id, pid, k, 5, 10);
+            progress_snapshot s;
+            progress_table_lookup(t, &id, 0, &s);
+            failures += s.owner_pid != pid || s.owner_ref != k || s.received != 5;
+            const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
+                                            .size = 10, .received = 10 };
+            failures += !progress_table_finish(t, &id, pid, k, &fin, 100);
+        }
+        _exit(failures != 0);
+    }
+    wait_all_ok(WORKERS);
+    ck_assert_uint_le(progress_table_count(t), 8);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+}
+END_TEST
+
+/* A worker killed at any moment, even holding the lock, must not block the
+ * others; its uploads in flight are then ended by fail_owner. */
+START_TEST(a_process_killed_at_any_moment_blocks_nobody)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(256, &bytes);
+    srand(777);
+    for (int round = 0; round < 40; ++round) {
+        const pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+            const int32_t pid = (int32_t)getpid();
+            for (uint32_t k = 0;; ++k) {
+                const progress_id id = make_id(k % 300);
+                if (progress_table_begin(t, &id, 10, pid, k, 0) != PROGRESS_BEGIN_OK) continue;
+                const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
+                                                .size = 10, .received = 10 };
+                if (k % 3) progress_table_finish(t, &id, pid, k, &fin, k % 5);
+                progress_table_sweep(t, k % 7, 16);
+            }
+        }
+        const struct timespec pause = { 0, (rand() % 2000) * 1000L };
+        nanosleep(&pause, NULL);
+        kill(child, SIGKILL);
+        ck_assert_int_eq(waitpid(child, NULL, 0), child);
+        /* the table still answers (the test's timeout catches a hang) */
+        get(t, (uint32_t)round, 0);
+        progress_table_fail_owner(t, (int32_t)child, 500, 0);
+        progress_table_sweep(t, 10, progress_table_slots(t));
+    }
+    /* nothing of the dead is left in flight */
+    for (uint32_t n = 0; n < 300; ++n)
+        ck_assert_int_ne(get(t, n, 0).state, PROGRESS_UPLOADING);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("progress_table");
@@ -330,9 +497,16 @@ static Suite *table_suite(void)
     tcase_add_test(tc, expires_after_its_second_and_sweeps_then);
     tcase_add_test(tc, uploads_in_flight_never_expire);
     tcase_add_test(tc, sweep_looks_at_no_more_than_its_budget);
-    tcase_add_test(tc, full_table_evicts_the_finished_entry_that_expires_first);
+    tcase_add_test(tc, full_table_evicts_the_finished_entries_that_expire_first);
+    tcase_add_test(tc, a_dead_owners_uploads_become_errors);
     tcase_add_test(tc, many_entries_all_found_after_partial_sweeps);
     tcase_add_test(tc, matches_a_simple_model_under_random_operations);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("shared");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, several_processes_share_one_table);
+    tcase_add_test(tc, one_id_is_in_flight_in_one_process_at_a_time);
+    tcase_add_test(tc, a_process_killed_at_any_moment_blocks_nobody);
     suite_add_tcase(s, tc);
     return s;
 }
