@@ -4,6 +4,8 @@
 
 #include "progress_id.h"
 
+#include "run_suite.h"
+
 static const char HEX_LOWER[] = "0123456789abcdef0123456789abcdef";
 
 static int parse(const char *s, progress_id *id)
@@ -135,9 +137,5 @@ static Suite *id_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(id_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(id_suite());
 }

@@ -4,6 +4,8 @@
 
 #include "progress_render.h"
 
+#include "run_suite.h"
+
 static char body[PROGRESS_RENDER_MAX + 1];
 
 static const char *render(progress_snapshot snap)
@@ -117,9 +119,5 @@ static Suite *render_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(render_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(render_suite());
 }

@@ -10,6 +10,8 @@
 
 #include "progress_table.h"
 
+#include "run_suite.h"
+
 static const uint8_t KEY[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 enum { OWNER = 100, OTHER = 200 };
 
@@ -513,9 +515,5 @@ static Suite *table_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(table_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(table_suite());
 }
