@@ -400,35 +400,33 @@ static void log_finish(request_st * const r, const progress_id * const id, const
       (long long)fin->received, (long long)fin->size);
 }
 
-/* Runs before lighttpd reuses or frees r, sometimes twice: the first call
- * ends the upload and forgets r. */
-REQUEST_FUNC(mod_uploadprogress_reset) {
-    plugin_data * const p = p_d;
-    upload_ctx * const ctx = r->plugin_ctx[p->id];
-    if (NULL == ctx) return HANDLER_GO_ON;
+static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
     r->plugin_ctx[p->id] = NULL;
-
     const progress_snapshot fin = upload_outcome(r);
     progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
                           log_monotonic_secs + ctx->remove_timeout);
     if (ctx->debug) log_finish(r, &ctx->id, &fin);
     upload_ctx_free(p, ctx);
+}
+
+/* Runs before lighttpd reuses or frees r, sometimes twice: the first call
+ * ends the upload (if the response start did not) and forgets r. */
+REQUEST_FUNC(mod_uploadprogress_reset) {
+    plugin_data * const p = p_d;
+    upload_ctx * const ctx = r->plugin_ctx[p->id];
+    if (NULL != ctx) end_upload(r, p, ctx);
     return HANDLER_GO_ON;
 }
 
 /* lighttpd refused an upload before the uri stage (413 for its
  * Content-Length), so it was never tracked: record the refusal. */
-REQUEST_FUNC(mod_uploadprogress_response_start) {
-    plugin_data * const p = p_d;
-    if (r->http_status < 400) return HANDLER_GO_ON;
-    if (0 == request_body_length(r) || NULL != r->plugin_ctx[p->id])
-        return HANDLER_GO_ON;
+static void record_refused(request_st * const r, plugin_data * const p) {
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url
         || buffer_is_equal(p->conf.progress_url, &r->uri.path))
-        return HANDLER_GO_ON;
+        return;
     progress_id id;
-    if (ID_FOUND != request_progress_id(r, &id)) return HANDLER_GO_ON;
+    if (ID_FOUND != request_progress_id(r, &id)) return;
 
     const progress_snapshot fin = { .state = PROGRESS_ERROR,
                                     .status = r->http_status,
@@ -440,6 +438,22 @@ REQUEST_FUNC(mod_uploadprogress_response_start) {
                                  &fin, now + p->conf.remove_timeout)
         && p->conf.debug)
         log_finish(r, &id, &fin);
+}
+
+/* The final status is known here.  An upload whose outcome is settled ends
+ * now, before the client can read the response, so that no poll answered
+ * after the response (by another worker, say) still says uploading. */
+REQUEST_FUNC(mod_uploadprogress_response_start) {
+    plugin_data * const p = p_d;
+    upload_ctx * const ctx = r->plugin_ctx[p->id];
+    if (NULL != ctx) {
+        const off_t size = request_body_length(r);
+        if (r->http_status >= 400
+            || (size >= 0 && request_body_received(r) == size))
+            end_upload(r, p, ctx);
+    } else if (r->http_status >= 400 && 0 != request_body_length(r)) {
+        record_refused(r, p);
+    }
     return HANDLER_GO_ON;
 }
 

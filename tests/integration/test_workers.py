@@ -111,6 +111,12 @@ def test_a_worker_that_dies_leaves_its_uploads_as_errors(make_server):
         in server.error_log()
 
 
+def shared_mappings(pid):
+    """The MAP_SHARED|MAP_ANONYMOUS mappings of a process: the table's."""
+    with open("/proc/%d/maps" % pid) as maps:
+        return sum(1 for line in maps if " rw-s " in line and "/dev/zero (deleted)" in line)
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_sighup_and_graceful_restart_keep_serving(make_server, workers):
     server = make_server(config(workers))
@@ -135,6 +141,8 @@ def test_sighup_and_graceful_restart_keep_serving(make_server, workers):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert server.proc.poll() is None
+    # the old table was unmapped, not leaked
+    assert shared_mappings(server.proc.pid) == 1
     up = SlowUpload(server.port, "/sink.cgi", size=10, pid=IDS[2])
     up.send(10)
     assert up.response()[0] == 200
