@@ -275,7 +275,7 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
 }
 
 static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, const progress_id * const id) {
-    upload_ctx * const ctx = ck_malloc(sizeof(*ctx));
+    upload_ctx * const ctx = ck_calloc(1, sizeof(*ctx));
     if (p->nfree > 0) {
         ctx->ref = p->free_refs[--p->nfree];
     } else {
