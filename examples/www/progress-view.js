@@ -65,6 +65,8 @@ export function progressView(root, idleText, messages = {}) {
       fill.style.width = `${pct}%`;
       bar.setAttribute("aria-valuenow", String(pct));
       percent.textContent = `${pct}%`;
+    } else if (s.state === "error" && s.received === undefined) {
+      percent.textContent = "–";   // refused before any byte was read
     }
     info.textContent = details(s);
     const custom = (s.status === 413 && messages["413"]) || messages[s.state];

@@ -112,7 +112,7 @@ const scenarios = {
     await page.waitForFunction(() => {
       const pct = Number(document.querySelector(".bar").getAttribute("aria-valuenow"));
       const details = document.querySelector(".details").textContent;
-      return pct >= 30 && pct <= 80 && /\d \S+\/s/.test(details) && / left$/.test(details);
+      return pct >= 20 && pct <= 90 && /\d \S+\/s/.test(details) && / left$/.test(details);
     }, null, WAIT);
     const details = await page.locator(".details").textContent();
     console.log("mid-upload:", await page.locator(".percent").textContent(), details);
