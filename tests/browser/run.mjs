@@ -164,8 +164,10 @@ const context = await chromium.launchPersistentContext(mkdtempSync(join(workdir,
 });
 try {
   const page = context.pages()[0] ?? await context.newPage();
-  page.on("pageerror", (err) => console.log("page error:", err.message));
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(err.message));
   const result = await scenarios[scenario](page);
+  assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   console.log("RESULT " + JSON.stringify(result));
 } catch (err) {
   console.log(err.stack ?? String(err));
