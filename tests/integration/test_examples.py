@@ -17,13 +17,20 @@ def start_shipped(tmp_path):
     return server.start()
 
 
-def test_the_shipped_demo_serves_its_page_and_tracks_an_upload(tmp_path):
+def test_the_shipped_demo_serves_its_pages_and_tracks_an_upload(tmp_path):
     server = start_shipped(tmp_path)
     try:
-        status, headers, body = server.request("GET", "/")
-        assert status == 200 and b"upload.js" in body
-        status, _, js = server.request("GET", "/upload.js")
-        assert status == 200 and b"/progress?X-Progress-ID=" in js
+        status, _, body = server.request("GET", "/")
+        assert status == 200
+        for page in (b"/modern/", b"/classic/", b"/too-big/"):
+            assert page in body
+        for path in ("/modern/", "/modern/modern.js", "/classic/", "/classic/form.html",
+                     "/classic/progress.html", "/too-big/", "/progress-view.js", "/frames.js"):
+            assert server.request("GET", path)[0] == 200, path
+        # the client is served from beside the config, outside the docroot
+        status, headers, js = server.request("GET", "/uploadprogress.js")
+        assert status == 200 and headers["content-type"].startswith("text/javascript")
+        assert b"crypto.getRandomValues" in js and b"X-Progress-ID=" in js
 
         up = SlowUpload(server.port, "/upload.cgi", size=300000, pid=ID, via="query")
         up.send(100000)
@@ -47,5 +54,24 @@ def test_the_shipped_limit_reports_413(tmp_path):
         up.close()
         assert status == 413
         assert server.poll(ID)[1] == b'{"state":"error","status":413}'
+    finally:
+        server.stop()
+
+
+def test_the_too_big_example_has_a_limit_of_1_mib(tmp_path):
+    server = start_shipped(tmp_path)
+    try:
+        over = "ffeeddccbbaa99887766554433221100"
+        up = SlowUpload(server.port, "/too-big/upload.cgi", size=1024 * 1024 + 1, pid=over,
+                        via="query")
+        status, _ = up.response()
+        up.close()
+        assert status == 413
+        assert server.poll(over)[1] == b'{"state":"error","status":413}'
+
+        status, _, body = server.request("POST", "/too-big/upload.cgi?X-Progress-ID=" + ID,
+                                         body=b"x" * 1024 * 1024)
+        assert status == 200 and body == b'{"stored":1048576}\n'
+        assert server.poll(ID)[0] == {"state": "done", "received": 1048576, "size": 1048576}
     finally:
         server.stop()

@@ -1,0 +1,151 @@
+// uploadprogress.js: a small client for mod_uploadprogress (an ES module,
+// no dependencies).  It makes a progress id, attaches it to an upload, polls
+// the progress URL and reports each state to a callback until the upload is
+// done, has failed or was cancelled.  Reference: doc/client.md.
+
+export const PROGRESS_URL = "/progress";
+export const POLL_INTERVAL = 500;     // ms between the end of a poll and the next
+const MAX_POLL_FAILURES = 3;          // polls in a row that may fail before giving up
+const SPEED_WINDOW = 5000;            // ms of samples behind a computed speed
+
+const FINAL_STATES = new Set(["done", "error", "cancelled"]);
+
+export function isFinal(state) {
+  return FINAL_STATES.has(state.state);
+}
+
+// 128 random bits as 32 lower-case hex digits.
+export function newProgressId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// url with the X-Progress-ID query parameter added.
+export function withProgressId(url, id) {
+  return url + (url.includes("?") ? "&" : "?") + "X-Progress-ID=" + encodeURIComponent(id);
+}
+
+// Bytes per second over the last SPEED_WINDOW ms of samples, or undefined
+// until two samples lie apart.
+function speedMeter() {
+  const samples = [];
+  return (received, now) => {
+    samples.push({ received, now });
+    while (samples.length > 2 && now - samples[1].now >= SPEED_WINDOW) samples.shift();
+    const seconds = (now - samples[0].now) / 1000;
+    return seconds > 0 ? (received - samples[0].received) / seconds : undefined;
+  };
+}
+
+// Turns one answer of the server into the state reported to callbacks.
+// The server's "speed" and "eta" are used when it sends them.
+function stateOf(id, answer, measure) {
+  const s = { id, state: answer.state, received: answer.received, size: answer.size };
+  if (answer.state === "error") s.status = answer.status;
+  if (answer.state === "done") s.percent = 100;
+  if (answer.state !== "uploading") return s;
+  if (s.size > 0) s.percent = Math.min(100, Math.floor((100 * s.received) / s.size));
+  const measured = measure(s.received, performance.now());
+  s.speed = typeof answer.speed === "number" ? answer.speed : measured;
+  if (typeof answer.eta === "number") s.eta = answer.eta;
+  else if (s.size > 0 && s.speed > 0) s.eta = (s.size - s.received) / s.speed;
+  return s;
+}
+
+async function fetchAnswer(url) {
+  const response = await fetch(url, { cache: "no-store" });
+  if (!response.ok) throw new Error("progress URL answered HTTP " + response.status);
+  return response.json();
+}
+
+// Polls the progress of upload `id` and calls onState(state) after each
+// poll until a final state.  Returns { id, stop(), ended(fallback) }:
+// stop() ends polling silently; ended(fallback) tells the watcher that the
+// upload request itself has ended: it polls once more at once and reports
+// that answer if it is final, else `fallback`.
+export function watchProgress(id, onState, options = {}) {
+  const url = withProgressId(options.progressUrl ?? PROGRESS_URL, id);
+  const interval = options.interval ?? POLL_INTERVAL;
+  const measure = speedMeter();
+  let timer = null;
+  let over = false;
+  let failures = 0;
+
+  function report(state) {
+    if (over) return;
+    if (isFinal(state)) stop();
+    onState(state);
+  }
+
+  function stop() {
+    over = true;
+    clearTimeout(timer);
+  }
+
+  async function tick() {
+    try {
+      const answer = await fetchAnswer(url);
+      failures = 0;
+      report(stateOf(id, answer, measure));
+    } catch (err) {
+      if (++failures >= MAX_POLL_FAILURES) {
+        report({ id, state: "error", status: 0, reason: String(err) });
+      }
+    }
+    if (!over) timer = setTimeout(tick, interval);
+  }
+
+  async function ended(fallback) {
+    if (over) return;
+    clearTimeout(timer);
+    let state = fallback;
+    try {
+      const last = stateOf(id, await fetchAnswer(url), measure);
+      if (isFinal(last)) state = last;
+    } catch {
+      // the fallback stands
+    }
+    report(state);
+  }
+
+  tick();
+  return { id, stop, ended };
+}
+
+// What the upload's own response says, for when the server's table cannot
+// (the entry is gone, or the module does not see the request).
+function stateOfResponse(id, xhr) {
+  if (xhr.status === 0) return { id, state: "error", status: 0, reason: "network error" };
+  if (xhr.status >= 400) return { id, state: "error", status: xhr.status };
+  return { id, state: "done", percent: 100 };
+}
+
+// Sends `body` (a File, Blob or FormData) with XMLHttpRequest to `url` with a
+// new progress id, and reports its progress to onState(state).
+// Returns { id, cancel(), finished }: cancel() aborts the upload and reports
+// "cancelled"; finished is a promise of the final state.
+export function uploadWithProgress(url, body, onState, options = {}) {
+  const id = newProgressId();
+  const xhr = new XMLHttpRequest();
+  let last = { id, state: "starting" };
+  let settle;
+  const finished = new Promise((resolve) => { settle = resolve; });
+  const deliver = (state) => {
+    last = state;
+    onState(state);
+    if (isFinal(state)) settle(state);
+  };
+  const watcher = watchProgress(id, deliver, options);
+
+  xhr.addEventListener("loadend", () => watcher.ended(stateOfResponse(id, xhr)));
+  xhr.open(options.method ?? "POST", withProgressId(url, id));
+  xhr.send(body);
+
+  function cancel() {
+    if (isFinal(last)) return;
+    watcher.stop();
+    xhr.abort();
+    deliver({ ...last, state: "cancelled", speed: undefined, eta: undefined });
+  }
+  return { id, cancel, finished };
+}

@@ -1,0 +1,177 @@
+// Drives Debian's chromium (headless, through playwright-core) over one
+// example page served by the real lighttpd, and checks what the page shows.
+//   node run.mjs SCENARIO BASE_URL WORKDIR
+// Prints what it saw; the last line is "RESULT <json>" (the progress id and
+// the values the bar went through) for the caller's checks on the server.
+// Exits 1 when a check fails.
+import assert from "node:assert/strict";
+import { mkdtempSync, openSync, closeSync, ftruncateSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [scenario, base, workdir] = process.argv.slice(2);
+const MiB = 1024 * 1024;
+const WAIT = { timeout: 90_000 };   // generous: the machine is shared and slow
+
+const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+];
+
+function randomFile(name, size) {
+  const path = join(workdir, name);
+  writeFileSync(path, randomBytes(size));
+  return path;
+}
+
+function sparseFile(name, size) {
+  const path = join(workdir, name);
+  const fd = openSync(path, "w");
+  ftruncateSync(fd, size);
+  closeSync(fd);
+  return path;
+}
+
+// Lets uploads leave the browser at `bytesPerSecond` (DevTools emulation).
+async function throttleUploads(page, bytesPerSecond) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: bytesPerSecond,
+  });
+}
+
+// Records every value the page's progress bars take, in any frame.
+async function recordBar(page) {
+  const seen = [];
+  await page.exposeFunction("recordProgress", (value) => seen.push(Number(value)));
+  await page.addInitScript(() => {
+    new MutationObserver((records) => {
+      for (const r of records) window.recordProgress(r.target.getAttribute("aria-valuenow"));
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+  });
+  return seen;
+}
+
+function widget(frame) {
+  const root = frame.locator(".progress");
+  return {
+    root,
+    status: root.locator(".status"),
+    waitFor: (state) => frame.locator(`.progress[data-state="${state}"]`).waitFor(WAIT),
+  };
+}
+
+function assertSeveralSteps(seen) {
+  const between = [...new Set(seen.filter((v) => v > 0 && v < 100))];
+  console.log("bar values:", seen.join(" "));
+  assert.ok(between.length >= 3, `the bar passed through only ${between.length} values between 0 and 100`);
+  assert.deepEqual(between, [...between].sort((a, b) => a - b), "the bar went backwards");
+  assert.equal(seen.at(-1), 100);
+}
+
+// Opens the frames page at `path` and submits `file` through its form frame.
+async function submitInFrames(page, path, file) {
+  await page.goto(base + path);
+  const form = page.frame({ name: "form" });
+  const progress = page.frame({ name: "progress" });
+  await form.setInputFiles("#file", file);
+  await form.click("button[type=submit]");
+  const id = await form.locator("form").getAttribute("data-progress-id");
+  return { id, view: widget(progress) };
+}
+
+const scenarios = {
+  async classic(page) {
+    const seen = await recordBar(page);
+    await throttleUploads(page, 768 * 1024);
+    const { id, view } = await submitInFrames(page, "/classic/", randomFile("three.bin", 3 * MiB));
+    await view.waitFor("done");
+    assert.match(await view.status.textContent(), /^Upload complete: 3\.0 MiB received\.$/);
+    assertSeveralSteps(seen);
+    return { id, seen };
+  },
+
+  async "too-big"(page) {
+    const { id, view } = await submitInFrames(page, "/too-big/", randomFile("two.bin", 2 * MiB));
+    await view.waitFor("error");
+    assert.equal(await view.status.textContent(),
+      "File is too big. This page accepts files of up to 1 MiB: please choose a smaller one.");
+    return { id };
+  },
+
+  async modern(page) {
+    const seen = await recordBar(page);
+    await throttleUploads(page, 1024 * 1024);
+    await page.goto(base + "/modern/");
+    await page.setInputFiles("#file", randomFile("five.bin", 5 * MiB));
+    await page.click("#send");
+    const view = widget(page);
+    // Mid-upload, with speed and time left known: the README's screenshot.
+    await page.waitForFunction(() => {
+      const pct = Number(document.querySelector(".bar").getAttribute("aria-valuenow"));
+      const details = document.querySelector(".details").textContent;
+      return pct >= 20 && pct <= 90 && /\d \S+\/s/.test(details) && / left$/.test(details);
+    }, null, WAIT);
+    const details = await page.locator(".details").textContent();
+    console.log("mid-upload:", await page.locator(".percent").textContent(), details);
+    assert.match(details, /^\d+\.\d MiB of 5\.0 MiB · \d+\.\d (KiB|MiB)\/s · \d+ s left$/);
+    assert.equal(await view.status.textContent(), "Uploading…");
+    assert.equal(await page.locator("#cancel").isEnabled(), true);
+    await page.screenshot({ path: join(process.env.SCREENSHOT_DIR || workdir, "screenshot-modern.png"),
+                           animations: "disabled" });
+    await view.waitFor("done");
+    assert.match(await view.status.textContent(), /^Upload complete: 5\.0 MiB received\.$/);
+    assert.equal(await page.locator(".percent").textContent(), "100%");
+    assert.equal(await page.locator("#cancel").isEnabled(), false);
+    assertSeveralSteps(seen);
+    return { id: await page.locator("form").getAttribute("data-progress-id"), seen };
+  },
+
+  async "modern-cancel"(page) {
+    await throttleUploads(page, 512 * 1024);
+    await page.goto(base + "/modern/");
+    await page.setInputFiles("#file", randomFile("four.bin", 4 * MiB));
+    await page.click("#send");
+    await page.waitForFunction(
+      () => Number(document.querySelector(".bar").getAttribute("aria-valuenow")) >= 10, null, WAIT);
+    await page.click("#cancel");
+    const view = widget(page);
+    await view.waitFor("cancelled");
+    assert.equal(await view.status.textContent(), "Upload cancelled.");
+    assert.equal(await page.locator("#send").isEnabled(), true);
+    return { id: await page.locator("form").getAttribute("data-progress-id") };
+  },
+
+  async "modern-too-big"(page) {
+    // Over the global limit of 100 MiB; sparse, so it costs no disk.
+    await page.goto(base + "/modern/");
+    await page.setInputFiles("#file", sparseFile("huge.bin", 101 * MiB));
+    await page.click("#send");
+    const view = widget(page);
+    await view.waitFor("error");
+    assert.equal(await view.status.textContent(), "File is too big: the server refused it.");
+    return { id: await page.locator("form").getAttribute("data-progress-id") };
+  },
+};
+
+const context = await chromium.launchPersistentContext(mkdtempSync(join(workdir, "profile-")), {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: CHROMIUM_ARGS,
+  viewport: { width: 820, height: 460 },
+});
+try {
+  const page = context.pages()[0] ?? await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  const result = await scenarios[scenario](page);
+  assert.deepEqual(pageErrors, [], "uncaught errors in the page");
+  console.log("RESULT " + JSON.stringify(result));
+} catch (err) {
+  console.log(err.stack ?? String(err));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}

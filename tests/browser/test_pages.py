@@ -1,0 +1,72 @@
+"""The example pages in headless Chromium, against the shipped
+examples/lighttpd.conf with the built module (only the port and the error log
+are overridden).  run.mjs drives the browser and checks the page; these
+tests check what the server recorded for the page's upload id.
+
+SCREENSHOT_DIR=$PWD/doc refreshes the README's screenshot of the modern page."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+from test_examples import start_shipped  # noqa: E402
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    server = start_shipped(tmp_path)
+    yield server
+    server.stop()
+
+
+def run_page(server, scenario, tmp_path):
+    """Runs one scenario of run.mjs; returns its RESULT (id, bar values)."""
+    proc = subprocess.run(
+        ["node", str(HERE / "run.mjs"), scenario, "http://127.0.0.1:%d" % server.port,
+         str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, cwd=HERE)
+    out = proc.stdout.decode(errors="replace")
+    print(out)
+    assert proc.returncode == 0, out + server.error_log()
+    return json.loads(out.rsplit("RESULT ", 1)[1])
+
+
+def assert_done(server, pid):
+    answer, _ = server.poll(pid)
+    assert answer["state"] == "done"
+    assert answer["received"] == answer["size"] > 3 * 1024 * 1024
+
+
+def test_classic_frames_show_the_upload_to_the_end(shipped, tmp_path):
+    result = run_page(shipped, "classic", tmp_path)
+    assert_done(shipped, result["id"])
+
+
+def test_too_big_frames_show_the_custom_message(shipped, tmp_path):
+    result = run_page(shipped, "too-big", tmp_path)
+    assert shipped.poll(result["id"])[1] == b'{"state":"error","status":413}'
+
+
+def test_modern_page_shows_bar_speed_and_time_left(shipped, tmp_path):
+    result = run_page(shipped, "modern", tmp_path)
+    assert_done(shipped, result["id"])
+    shot = (tmp_path / "screenshot-modern.png")
+    if shot.exists():   # else it went to SCREENSHOT_DIR
+        assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_modern_page_cancel_ends_the_upload_as_an_error(shipped, tmp_path):
+    result = run_page(shipped, "modern-cancel", tmp_path)
+    seen = shipped.wait_for(result["id"], lambda a: a["state"] != "uploading", timeout=30)
+    answer = seen[-1]
+    assert answer["state"] == "error" and answer["status"] == 400
+    assert 0 < answer["received"] < answer["size"]
+
+
+def test_modern_page_says_too_big_over_the_global_limit(shipped, tmp_path):
+    result = run_page(shipped, "modern-too-big", tmp_path)
+    assert shipped.poll(result["id"])[1] == b'{"state":"error","status":413}'
