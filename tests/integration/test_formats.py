@@ -424,6 +424,10 @@ def test_cors_with_mod_setenv(make_server):
     # refusals too, so that the page can read why
     status, hdrs, body = server.request("GET", "/progress?X-Progress-ID=x", headers=origin)
     assert status == 400 and hdrs["access-control-allow-origin"] == "*"
+    # a preflight (what a custom X-Progress-ID header would cost) is refused
+    status, _, _ = server.request("OPTIONS", "/progress", headers=dict(
+        origin, **{"Access-Control-Request-Method": "GET"}))
+    assert status == 405
     # only the progress URL: not the upload target
     status, hdrs, _ = server.request("POST", "/sink.cgi", body=b"x", headers=origin)
     assert status == 200 and "access-control-allow-origin" not in hdrs
