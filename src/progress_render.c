@@ -27,16 +27,6 @@ static void put_int(out *o, int64_t v)
     while (n) *o->p++ = digits[--n];
 }
 
-/* name_part then value, for a known (non-negative) value */
-static void put_known(out *o, const char *name_part, size_t len, int64_t v)
-{
-    if (v < 0) return;
-    put_str(o, name_part, len);
-    put_int(o, v);
-}
-
-#define PUT_KNOWN(o, s, v) put_known((o), (s), sizeof(s) - 1, (v))
-
 /* <name>value</name> for a known (non-negative) value */
 #define PUT_ELEMENT(o, name, v) do { \
         if ((v) >= 0) { \
@@ -87,34 +77,59 @@ static void put_state_name(out *o, progress_state state)
     put_str(o, name, strlen(name));
 }
 
-static void render_json(out *o, const progress_snapshot *snap)
+typedef struct {
+    const char *s;
+    size_t len;
+} piece;
+
+#define PIECE(s) { (s), sizeof(s) - 1 }
+
+/* How an object answer (JSON, legacy) spells its parts; each field's piece
+ * goes before its value.  No speed piece: no speed and eta. */
+typedef struct {
+    piece open;         /* up to the state name */
+    piece state_end;
+    piece status, received, size, speed, eta;
+    piece close;
+} object_syntax;
+
+static const object_syntax json_syntax = {
+    PIECE("{\"state\":\""), PIECE("\""),
+    PIECE(",\"status\":"), PIECE(",\"received\":"), PIECE(",\"size\":"),
+    PIECE(",\"speed\":"), PIECE(",\"eta\":"),
+    PIECE("}")
+};
+
+static const object_syntax legacy_syntax = {
+    PIECE("new Object({ 'state' : '"), PIECE("'"),
+    PIECE(", 'status' : "), PIECE(", 'received' : "), PIECE(", 'size' : "),
+    { NULL, 0 }, { NULL, 0 },
+    PIECE(" })")
+};
+
+/* the field's piece then its value, for a known (non-negative) value */
+static void put_field(out *o, const piece *name, int64_t v)
 {
-    PUT_LITERAL(o, "{\"state\":\"");
-    put_state_name(o, snap->state);
-    *o->p++ = '"';
-    if (snap->state != PROGRESS_STARTING) {
-        if (snap->state == PROGRESS_ERROR) PUT_KNOWN(o, ",\"status\":", snap->status);
-        PUT_KNOWN(o, ",\"received\":", snap->received);
-        PUT_KNOWN(o, ",\"size\":", snap->size);
-        if (snap->state == PROGRESS_UPLOADING) {
-            PUT_KNOWN(o, ",\"speed\":", snap->speed);
-            PUT_KNOWN(o, ",\"eta\":", progress_eta(snap));
-        }
-    }
-    *o->p++ = '}';
+    if (v < 0) return;
+    put_str(o, name->s, name->len);
+    put_int(o, v);
 }
 
-static void render_legacy(out *o, const progress_snapshot *snap)
+static void render_object(out *o, const progress_snapshot *snap, const object_syntax *syn)
 {
-    PUT_LITERAL(o, "new Object({ 'state' : '");
+    put_str(o, syn->open.s, syn->open.len);
     put_state_name(o, snap->state);
-    *o->p++ = '\'';
+    put_str(o, syn->state_end.s, syn->state_end.len);
     if (snap->state != PROGRESS_STARTING) {
-        if (snap->state == PROGRESS_ERROR) PUT_KNOWN(o, ", 'status' : ", snap->status);
-        PUT_KNOWN(o, ", 'received' : ", snap->received);
-        PUT_KNOWN(o, ", 'size' : ", snap->size);
+        if (snap->state == PROGRESS_ERROR) put_field(o, &syn->status, snap->status);
+        put_field(o, &syn->received, snap->received);
+        put_field(o, &syn->size, snap->size);
+        if (snap->state == PROGRESS_UPLOADING && syn->speed.len > 0) {
+            put_field(o, &syn->speed, snap->speed);
+            put_field(o, &syn->eta, progress_eta(snap));
+        }
     }
-    PUT_LITERAL(o, " })");
+    put_str(o, syn->close.s, syn->close.len);
 }
 
 /* lighttpd 1.4's module answered an id it did not know in plain text. */
@@ -144,17 +159,17 @@ size_t progress_render(const progress_snapshot *snap, progress_format format,
     if (callback_len > 0) {
         put_str(&o, callback, callback_len);
         *o.p++ = '(';
-        render_json(&o, snap);
+        render_object(&o, snap, &json_syntax);
         PUT_LITERAL(&o, ");");
         *content_type = "application/javascript";
     } else if (format == PROGRESS_FORMAT_LEGACY) {
-        render_legacy(&o, snap);
+        render_object(&o, snap, &legacy_syntax);
         *content_type = "text/javascript";
     } else if (format == PROGRESS_FORMAT_XML) {
         render_xml(&o, snap);
         *content_type = snap->state == PROGRESS_STARTING ? "text/plain" : "text/xml";
     } else {
-        render_json(&o, snap);
+        render_object(&o, snap, &json_syntax);
         *content_type = "application/json";
     }
     return (size_t)(o.p - buf);
