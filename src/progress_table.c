@@ -22,7 +22,7 @@ struct slot {
     uint32_t home;       /* the slot the id hashes to, kept for deletion */
     uint16_t status;
     uint8_t state;
-    uint8_t speed_known; /* speed holds a measured rate */
+    uint8_t samples;     /* updates of an earlier second seen, at most 2 */
 };
 _Static_assert(sizeof(struct slot) == 64, "a slot should fill one cache line");
 
@@ -239,18 +239,22 @@ progress_begin_result progress_table_begin(progress_table *t,
     return result;
 }
 
-/* The rate since the last update, averaged half and half with the rate
+/* The rate since the last update, averaged half and half with the speed
  * before it: each second's weight halves every second after, so the speed
- * follows the last few seconds and a stall brings it down to 0.  Updates
- * within one second move the counts but not the rate. */
+ * follows the last few seconds and a stall brings it down to 0.  The first
+ * update of a later second than the begin only starts the first measure (the
+ * begin fell anywhere in its second); updates within one second move the
+ * counts but not the rate. */
 static void update_speed(struct slot *s, int64_t received, int64_t now)
 {
     const uint32_t elapsed = (uint32_t)now - s->updated;
     if (elapsed == 0) return;
-    const int64_t gained = received > s->received ? received - s->received : 0;
-    const int64_t rate = gained / elapsed < UINT32_MAX ? gained / elapsed : UINT32_MAX;
-    s->speed = (uint32_t)(s->speed_known ? (s->speed + rate) / 2 : rate);
-    s->speed_known = 1;
+    if (s->samples > 0) {
+        const int64_t gained = received > s->received ? received - s->received : 0;
+        const int64_t rate = gained / elapsed < UINT32_MAX ? gained / elapsed : UINT32_MAX;
+        s->speed = (uint32_t)(s->samples > 1 ? (s->speed + rate) / 2 : rate);
+    }
+    if (s->samples < 2) ++s->samples;
     s->updated = (uint32_t)now;
 }
 

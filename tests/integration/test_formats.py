@@ -343,12 +343,13 @@ def test_malformed_uuids_are_refused(make_server, pid):
     assert answer(server, "json", ID)[1] == b'{"state":"starting"}'
 
 
-def send_until_measured(server, up, pid, piece=16384, most=1500000):
+def send_until_measured(server, up, pid, piece=8192, most=1500000):
     """Sends pieces (at most `most` bytes) until a poll reports a speed; the
-    module measures it from the counts it publishes once a second."""
+    module measures it between the counts it publishes once a second, from
+    the second after the upload began."""
     while up.sent + piece <= most:
         up.send(piece)
-        time.sleep(0.02)
+        time.sleep(0.05)
         if json.loads(answer(server, "json", pid)[1]).get("speed", 0) > 0:
             return
     raise AssertionError("no speed after %d bytes" % up.sent)
@@ -359,8 +360,9 @@ def test_speed_and_eta_while_uploading(make_server):
     size = 2000000
     up = SlowUpload(server.port, "/sink.cgi", size=size, pid=ID)
     try:
-        first = json.loads(answer(server, "json", ID)[1])
-        assert first["speed"] == 0 and "eta" not in first   # nothing measured yet
+        # no body byte yet: nothing to measure
+        first = server.wait_for(ID, lambda a: a["state"] == "uploading")[-1]
+        assert first == {"state": "uploading", "received": 0, "size": size, "speed": 0}
         send_until_measured(server, up, ID)
         # the client pauses: the answer holds still and says how long is left
         a = server.wait_for(ID, lambda a: a["received"] == up.sent and a["speed"] > 0)[-1]

@@ -114,15 +114,18 @@ static void update_at(uint32_t n, int64_t received, int64_t now)
     progress_table_update(table, &id, OWNER, 7, received, 1000000, now);
 }
 
-START_TEST(speed_is_unknown_until_a_second_has_passed)
+START_TEST(speed_is_unknown_until_a_whole_second_is_measured)
 {
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000000, 7, 100), PROGRESS_BEGIN_OK);
-    update_at(1, 5000, 100);   /* same second as the begin: no rate yet */
+    update_at(1, 5000, 100);   /* same second as the begin */
     ck_assert_int_eq(get(table, 1, 100).speed, 0);
     ck_assert_int_eq(get(table, 1, 100).received, 5000);
-    update_at(1, 15000, 101);
-    ck_assert_int_eq(get(table, 1, 101).speed, 10000);
+    update_at(1, 9000, 101);   /* the begin fell anywhere in second 100: */
+    ck_assert_int_eq(get(table, 1, 101).speed, 0);   /* only a start */
+    ck_assert_int_eq(get(table, 1, 101).received, 9000);
+    update_at(1, 19000, 102);
+    ck_assert_int_eq(get(table, 1, 102).speed, 10000);
 }
 END_TEST
 
@@ -130,25 +133,26 @@ START_TEST(speed_follows_the_last_few_seconds)
 {
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000000, 7, 0), PROGRESS_BEGIN_OK);
-    update_at(1, 8000, 1);                     /* 8000/s */
-    ck_assert_int_eq(get(table, 1, 1).speed, 8000);
-    update_at(1, 8000 + 16000, 2);             /* 16000/s: (8000 + 16000) / 2 */
-    ck_assert_int_eq(get(table, 1, 2).speed, 12000);
-    update_at(1, 24000 + 16000, 3);
-    ck_assert_int_eq(get(table, 1, 3).speed, 14000);
-    update_at(1, 40000 + 30000, 5);            /* two seconds: 15000/s */
-    ck_assert_int_eq(get(table, 1, 5).speed, 14500);
+    update_at(1, 1000, 1);
+    update_at(1, 1000 + 8000, 2);              /* 8000/s */
+    ck_assert_int_eq(get(table, 1, 2).speed, 8000);
+    update_at(1, 9000 + 16000, 3);             /* 16000/s: (8000 + 16000) / 2 */
+    ck_assert_int_eq(get(table, 1, 3).speed, 12000);
+    update_at(1, 25000 + 16000, 4);
+    ck_assert_int_eq(get(table, 1, 4).speed, 14000);
+    update_at(1, 41000 + 30000, 6);            /* two seconds: 15000/s */
+    ck_assert_int_eq(get(table, 1, 6).speed, 14500);
     /* a stall halves it every second, down to 0 */
-    int64_t now = 5, last = 14500;
+    int64_t now = 6, last = 14500;
     while (last > 0) {
-        update_at(1, 70000, ++now);
+        update_at(1, 71000, ++now);
         const int64_t speed = get(table, 1, now).speed;
         ck_assert_int_eq(speed, last / 2);
         last = speed;
     }
-    ck_assert_int_lt(now, 5 + 16);
+    ck_assert_int_lt(now, 6 + 16);
     /* and it picks up again */
-    update_at(1, 71000, ++now);
+    update_at(1, 72000, ++now);
     ck_assert_int_eq(get(table, 1, now).speed, 500);
 }
 END_TEST
@@ -156,12 +160,13 @@ END_TEST
 START_TEST(speed_survives_a_wrapping_32_bit_second)
 {
     table = new_table(16);
-    const int64_t start = ((int64_t)1 << 32) - 1;
+    const int64_t start = ((int64_t)1 << 32) - 2;
     ck_assert_int_eq(begin(table, 1, 1000000, 7, start), PROGRESS_BEGIN_OK);
-    update_at(1, 3000, start + 1);
-    ck_assert_int_eq(get(table, 1, start + 1).speed, 3000);
-    update_at(1, 3000 + 2 * 5000, start + 3);
-    ck_assert_int_eq(get(table, 1, start + 3).speed, 4000);
+    update_at(1, 100, start + 1);
+    update_at(1, 100 + 3000, start + 2);       /* second 2^32: 0 modulo 2^32 */
+    ck_assert_int_eq(get(table, 1, start + 2).speed, 3000);
+    update_at(1, 3100 + 2 * 5000, start + 4);
+    ck_assert_int_eq(get(table, 1, start + 4).speed, 4000);
 }
 END_TEST
 
@@ -169,17 +174,17 @@ START_TEST(speed_ignores_counts_that_go_back_and_saturates)
 {
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000000, 7, 0), PROGRESS_BEGIN_OK);
-    update_at(1, 500, 0);
-    update_at(1, 100, 1);
-    ck_assert_int_eq(get(table, 1, 1).speed, 0);
-    update_at(1, INT64_MAX, 2);
-    ck_assert_int_eq(get(table, 1, 2).speed, UINT32_MAX / 2);
+    update_at(1, 500, 1);
+    update_at(1, 100, 2);
+    ck_assert_int_eq(get(table, 1, 2).speed, 0);
     update_at(1, INT64_MAX, 3);
-    ck_assert_int_eq(get(table, 1, 3).speed, UINT32_MAX / 4);
+    ck_assert_int_eq(get(table, 1, 3).speed, UINT32_MAX / 2);
+    update_at(1, INT64_MAX, 4);
+    ck_assert_int_eq(get(table, 1, 4).speed, UINT32_MAX / 4);
     /* a new upload with the id starts with no speed */
     ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 10), 1);
-    ck_assert_int_eq(begin(table, 1, 1000, 8, 4), PROGRESS_BEGIN_OK);
-    ck_assert_int_eq(get(table, 1, 4).speed, 0);
+    ck_assert_int_eq(begin(table, 1, 1000, 8, 5), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(get(table, 1, 5).speed, 0);
 }
 END_TEST
 
@@ -568,7 +573,7 @@ static Suite *table_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, unknown_id_is_starting);
     tcase_add_test(tc, begin_update_finish);
-    tcase_add_test(tc, speed_is_unknown_until_a_second_has_passed);
+    tcase_add_test(tc, speed_is_unknown_until_a_whole_second_is_measured);
     tcase_add_test(tc, speed_follows_the_last_few_seconds);
     tcase_add_test(tc, speed_survives_a_wrapping_32_bit_second);
     tcase_add_test(tc, speed_ignores_counts_that_go_back_and_saturates);
