@@ -1,4 +1,5 @@
-/* mod_uploadprogress: reports the progress of request-body uploads as JSON.
+/* mod_uploadprogress: reports the progress of request-body uploads (JSON,
+ * JSONP, the JavaScript object of lighttpd 1.5 and nginx, or XML).
  *
  * The glue to lighttpd: config keys, hooks, reading the id and the live
  * byte count from a request, writing the answer.  The table of uploads
@@ -52,6 +53,7 @@ typedef struct {
     const buffer *progress_url;   /* NULL: the module is off */
     unsigned int remove_timeout;
     unsigned char debug;
+    unsigned char format;         /* progress_format */
 } plugin_config;
 
 /* One upload in flight that this process serves. */
@@ -112,6 +114,9 @@ static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, con
         break;
       case 3: /* upload-progress.max-entries: sizes the table, not a request */
         break;
+      case 4: /* upload-progress.format */
+        pconf->format = (unsigned char)cpv->v.u;
+        break;
       default:/* should not happen */
         return;
     }
@@ -167,6 +172,18 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
         }
         p->max_entries = cpv->v.u;
         return 1;
+      case 4: { /* upload-progress.format */
+        progress_format format;
+        if (0 != progress_format_parse(BUF_PTR_LEN(cpv->v.b), &format)) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.format must be \"json\", \"legacy\" or "
+              "\"xml\", not \"%s\"", cpv->v.b->ptr);
+            return 0;
+        }
+        cpv->v.u = format;
+        cpv->vtype = T_CONFIG_LOCAL;
+        return 1;
+      }
       default:
         return 1;
     }
@@ -218,6 +235,9 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
      ,{ CONST_STR_LEN("upload-progress.max-entries"),
         T_CONFIG_INT,
         T_CONFIG_SCOPE_SERVER }
+     ,{ CONST_STR_LEN("upload-progress.format"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
      ,{ NULL, 0,
         T_CONFIG_UNSET,
         T_CONFIG_SCOPE_UNSET }
@@ -365,15 +385,6 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
     upload_ctx_free(p, ctx);
 }
 
-static const char * progress_state_name(const progress_state state) {
-    switch (state) {
-      case PROGRESS_UPLOADING: return "uploading";
-      case PROGRESS_DONE:      return "done";
-      case PROGRESS_ERROR:     return "error";
-      default:                 return "starting";
-    }
-}
-
 /* How a request that ends now left its upload. */
 static progress_snapshot upload_outcome(const request_st * const r) {
     const off_t received = request_body_received(r);
@@ -467,10 +478,10 @@ static void read_live_progress(const plugin_data * const p, const progress_id * 
     snap->size = request_body_length(ctx->r);
 }
 
-static handler_t answer_json(request_st * const r, const int status, const char * const body, const size_t len) {
+static handler_t answer(request_st * const r, const int status, const char * const content_type, const char * const body, const size_t len) {
     http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
                              CONST_STR_LEN("Content-Type"),
-                             CONST_STR_LEN("application/json"));
+                             content_type, strlen(content_type));
     http_header_response_set(r, HTTP_HEADER_CACHE_CONTROL,
                              CONST_STR_LEN("Cache-Control"),
                              CONST_STR_LEN("no-store"));
@@ -489,7 +500,7 @@ static handler_t answer_problem(request_st * const r, const plugin_data * const 
     size_t len;
     r->handler_module = p->self;
     const char * const body = progress_render_problem(problem, &len);
-    return answer_json(r, status, body, len);
+    return answer(r, status, "application/json", body, len);
 }
 
 static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * const p) {
@@ -498,6 +509,12 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
                                  CONST_STR_LEN("GET, HEAD"));
         return answer_problem(r, p, 405, PROGRESS_PROBLEM_METHOD);
     }
+    size_t cblen = 0;
+    const char * const callback =
+      progress_query_find(r->uri.query.ptr, buffer_clen(&r->uri.query),
+                          PROGRESS_CALLBACK_NAME, &cblen);
+    if (NULL != callback && !progress_callback_is_valid(callback, cblen))
+        return answer_problem(r, p, 400, PROGRESS_PROBLEM_BAD_CALLBACK);
     progress_id id;
     switch (request_progress_id(r, &id)) {
       case ID_FOUND:
@@ -514,14 +531,16 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
         read_live_progress(p, &id, &snap);
 
     char body[PROGRESS_RENDER_MAX];
-    const size_t len = progress_render_json(&snap, body);
+    const char *content_type;
+    const size_t len = progress_render(&snap, (progress_format)p->conf.format,
+                                       callback, cblen, body, &content_type);
     if (p->conf.debug) {
         char idhex[PROGRESS_ID_HEX_LEN + 1];
         progress_id_format(&id, idhex);
         log_error(r->conf.errh, __FILE__, __LINE__,
           "upload-progress: poll %s -> %.*s", idhex, (int)len, body);
     }
-    return answer_json(r, 200, body, len);
+    return answer(r, 200, content_type, body, len);
 }
 
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
@@ -549,7 +568,7 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
         if (NULL == ctx) continue;
         progress_table_update(p->table, &ctx->id, p->pid, ctx->ref,
                               request_body_received(ctx->r),
-                              request_body_length(ctx->r));
+                              request_body_length(ctx->r), log_monotonic_secs);
     }
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);

@@ -1,4 +1,5 @@
-/* progress_render: the bodies of the answers at the progress URL.
+/* progress_render: the bodies of the answers at the progress URL, in the
+ * formats that clients of lighttpd's, nginx's and Apache's modules parse.
  * Pure functions of their input; no allocation, no lighttpd includes. */
 #ifndef PROGRESS_RENDER_H
 #define PROGRESS_RENDER_H
@@ -7,21 +8,45 @@
 
 #include "progress_table.h"
 
-/* Longest body progress_render_json() writes, NUL excluded:
- * {"state":"uploading","received":<19 digits>,"size":<19 digits>} and the
- * like, with room to spare. */
-#define PROGRESS_RENDER_MAX 128
+/* Room for the longest answer progress_render() writes, NUL excluded:
+ * a 64-character JSONP callback around
+ * {"state":"uploading","received":<19 digits>,"size":<19 digits>,
+ *  "speed":<10 digits>,"eta":<19 digits>}, or the longest XML answer,
+ * with room to spare. */
+#define PROGRESS_RENDER_MAX 256
 
-/* Writes the strict-JSON answer for one snapshot into buf (at least
- * PROGRESS_RENDER_MAX bytes); returns its length.  Keys in this order:
- * state, then received and size (uploading, done) or status, received and
- * size (error); a negative size or received is left out (unknown). */
-size_t progress_render_json(const progress_snapshot *snap, char *buf);
+typedef enum progress_format {
+    PROGRESS_FORMAT_JSON = 0, /* strict JSON; JSONP with a callback */
+    PROGRESS_FORMAT_LEGACY,   /* new Object({ ... }) of lighttpd 1.5, nginx */
+    PROGRESS_FORMAT_XML       /* <upload> of lighttpd 1.4.42-1.4.67 */
+} progress_format;
+
+/* Parses a value of upload-progress.format ("json", "legacy", "xml");
+ * returns 0, or -1 for any other value (*format untouched). */
+int progress_format_parse(const char *s, size_t len, progress_format *format);
+
+/* "starting", "uploading", "done" or "error". */
+const char *progress_state_name(progress_state state);
+
+/* Whole seconds left at the entry's speed, rounded up; -1 when unknown:
+ * not uploading, size unknown (chunked) or no speed measured. */
+int64_t progress_eta(const progress_snapshot *snap);
+
+/* Writes the answer for one snapshot into buf (at least PROGRESS_RENDER_MAX
+ * bytes) and returns its length; *content_type gets the answer's media
+ * type.  A callback (callback_len > 0, already checked with
+ * progress_callback_is_valid()) asks for JSONP: the JSON answer wrapped as
+ * callback(...); whatever the format, since only a script can read it.
+ * doc/mod_uploadprogress.md lists every answer of every format. */
+size_t progress_render(const progress_snapshot *snap, progress_format format,
+                       const char *callback, size_t callback_len,
+                       char *buf, const char **content_type);
 
 typedef enum progress_problem {
-    PROGRESS_PROBLEM_NO_ID,      /* 400 */
-    PROGRESS_PROBLEM_BAD_ID,     /* 400 */
-    PROGRESS_PROBLEM_METHOD      /* 405 */
+    PROGRESS_PROBLEM_NO_ID,        /* 400 */
+    PROGRESS_PROBLEM_BAD_ID,       /* 400 */
+    PROGRESS_PROBLEM_BAD_CALLBACK, /* 400 */
+    PROGRESS_PROBLEM_METHOD        /* 405 */
 } progress_problem;
 
 /* The JSON body that explains a refused poll; *len gets its length. */

@@ -14,14 +14,15 @@ struct slot {
     progress_id id;
     int64_t size;
     int64_t received;
-    int64_t started;
     int64_t expires;     /* 0 while in flight */
+    uint32_t updated;    /* second of the last update, modulo 2^32 */
+    uint32_t speed;      /* bytes per second, smoothed; see update_speed() */
     int32_t owner_pid;
     uint32_t owner_ref;
     uint32_t home;       /* the slot the id hashes to, kept for deletion */
     uint16_t status;
     uint8_t state;
-    uint8_t unused;
+    uint8_t samples;     /* updates of an earlier second seen, at most 2 */
 };
 _Static_assert(sizeof(struct slot) == 64, "a slot should fill one cache line");
 
@@ -230,7 +231,7 @@ progress_begin_result progress_table_begin(progress_table *t,
             ++t->count;
         }
         struct slot * const s = &t->slots[i];
-        *s = (struct slot){ .id = *id, .size = size, .started = now,
+        *s = (struct slot){ .id = *id, .size = size, .updated = (uint32_t)now,
                             .owner_pid = owner_pid, .owner_ref = owner_ref,
                             .home = home, .state = PROGRESS_UPLOADING };
     }
@@ -238,15 +239,35 @@ progress_begin_result progress_table_begin(progress_table *t,
     return result;
 }
 
+/* The rate since the last update, averaged half and half with the speed
+ * before it: each second's weight halves every second after, so the speed
+ * follows the last few seconds and a stall brings it down to 0.  The first
+ * update of a later second than the begin only starts the first measure (the
+ * begin fell anywhere in its second); updates within one second move the
+ * counts but not the rate. */
+static void update_speed(struct slot *s, int64_t received, int64_t now)
+{
+    const uint32_t elapsed = (uint32_t)now - s->updated;
+    if (elapsed == 0) return;
+    if (s->samples > 0) {
+        const int64_t gained = received > s->received ? received - s->received : 0;
+        const int64_t rate = gained / elapsed < UINT32_MAX ? gained / elapsed : UINT32_MAX;
+        s->speed = (uint32_t)(s->samples > 1 ? (s->speed + rate) / 2 : rate);
+    }
+    if (s->samples < 2) ++s->samples;
+    s->updated = (uint32_t)now;
+}
+
 void progress_table_update(progress_table *t, const progress_id *id,
                            int32_t owner_pid, uint32_t owner_ref,
-                           int64_t received, int64_t size)
+                           int64_t received, int64_t size, int64_t now)
 {
     int found;
     const uint32_t home = home_slot(t, id);
     table_lock(t);
     struct slot * const s = &t->slots[probe(t, id, home, &found)];
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
+        update_speed(s, received, now);
         s->received = received;
         s->size = size;
     }
@@ -285,7 +306,7 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
         *out = (progress_snapshot){ .state = (progress_state)s->state,
                                     .status = s->status, .size = s->size,
                                     .received = s->received,
-                                    .started = s->started,
+                                    .speed = s->speed,
                                     .owner_pid = s->owner_pid,
                                     .owner_ref = s->owner_ref };
     }

@@ -36,7 +36,8 @@ typedef struct progress_snapshot {
     int status;          /* final HTTP status once finished, else 0 */
     int64_t size;        /* request body length; -1 while unknown */
     int64_t received;    /* body bytes received; -1 if not recorded */
-    int64_t started;     /* second the upload began */
+    int64_t speed;       /* bytes per second lately while in flight; 0 if
+                          * not measured yet (see progress_table_update) */
     int32_t owner_pid;   /* process serving the upload */
     uint32_t owner_ref;  /* that process's own handle for the request */
 } progress_snapshot;
@@ -65,10 +66,13 @@ progress_begin_result progress_table_begin(progress_table *t,
                                            int64_t size, int32_t owner_pid,
                                            uint32_t owner_ref, int64_t now);
 
-/* Publishes the owner's live counters of an entry in flight. */
+/* Publishes the owner's live counters of an entry in flight at second now.
+ * Call it about once a second: the entry's speed is the rate between this
+ * update and the last one of an earlier second, averaged with the speed
+ * before it (the weight of each second halves every second). */
 void progress_table_update(progress_table *t, const progress_id *id,
                            int32_t owner_pid, uint32_t owner_ref,
-                           int64_t received, int64_t size);
+                           int64_t received, int64_t size, int64_t now);
 
 /* Ends the owner's entry in flight with fin's state, status, size and
  * received; it expires after the second `expires`.  Returns 1 if the entry

@@ -21,6 +21,11 @@ def module_path():
     return Path(path).resolve()
 
 
+def counts(answer):
+    """An answer without its rate keys (speed, eta), which vary with timing."""
+    return {k: v for k, v in answer.items() if k not in ("speed", "eta")}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

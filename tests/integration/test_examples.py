@@ -1,6 +1,6 @@
 """examples/lighttpd.conf and its upload target work as shipped (the demo
 runs them the same way: included, with only the port and log overridden)."""
-from lighty import HERE, Lighttpd, SlowUpload
+from lighty import HERE, Lighttpd, SlowUpload, counts
 
 EXAMPLES = HERE.parent.parent / "examples"
 ID = "00112233445566778899aabbccddeeff"
@@ -34,8 +34,8 @@ def test_the_shipped_demo_serves_its_pages_and_tracks_an_upload(tmp_path):
 
         up = SlowUpload(server.port, "/upload.cgi", size=300000, pid=ID, via="query")
         up.send(100000)
-        server.wait_for(ID, lambda a: a == {"state": "uploading", "received": 100000,
-                                            "size": 300000})
+        server.wait_for(ID, lambda a: counts(a) == {"state": "uploading", "received": 100000,
+                                                    "size": 300000})
         up.send(200000)
         status, body = up.response()
         up.close()

@@ -43,12 +43,38 @@ static const char *const malformed[] = {
     "0123456789abcdef0123456789abcdef0",   /* 33 digits */
     "0123456789abcdef0123456789abcdeg",    /* not hex */
     "0123456789abcdef 123456789abcdef",    /* space */
-    "01234567-89ab-cdef-0123-456789abcdef",/* hyphens (a UUID) */
+    "01234567-89ab-cdef-0123-456789abcde", /* UUID one digit short */
+    "01234567-89ab-cdef-0123-456789abcdef0",
+    "0123456-789ab-cdef-0123-456789abcdef",/* hyphens misplaced */
+    "01234567-89abc-def-0123-456789abcdef",
+    "01234567-89ab-cdef-01234-56789abcdef",
+    "01234567089ab-cdef-0123-456789abcdef",/* a digit for a hyphen */
+    "01234567-89ab-cdef-0123-456789abcdeg",
+    "-0123456789abcdef0123456789abcdef-",  /* 32 digits, 2 hyphens */
+    "01234567_89ab_cdef_0123_456789abcdef",
+    "0123456789abcdef0123456789abcd--",
+    "{01234567-89ab-cdef-0123-456789abcdef}",
+    "01234567-89ab-cdef-0123-456789abcd\xc3\xa9",
     "{0123456789abcdef0123456789abcdef}",
     "0x23456789abcdef0123456789abcdef",
     "0123456789abcdef0123456789abcd%20",
     "0123456789abcdef0123456789abcd\xc3\xa9", /* UTF-8 letter */
 };
+
+START_TEST(a_uuid_names_the_same_bits_as_its_32_hex_spelling)
+{
+    progress_id hex, uuid, upper;
+    ck_assert_int_eq(parse("0123456789abcdef0123456789abcdef", &hex), 0);
+    ck_assert_int_eq(parse("01234567-89ab-cdef-0123-456789abcdef", &uuid), 0);
+    ck_assert_int_eq(parse("01234567-89AB-CDEF-0123-456789ABCDEF", &upper), 0);
+    ck_assert(progress_id_equal(&hex, &uuid));
+    ck_assert(progress_id_equal(&hex, &upper));
+    char out[PROGRESS_ID_HEX_LEN + 1];
+    ck_assert_int_eq(parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8", &uuid), 0);
+    progress_id_format(&uuid, out);
+    ck_assert_str_eq(out, "6ba7b8109dad11d180b400c04fd430c8");
+}
+END_TEST
 
 START_TEST(rejects_malformed_values)
 {
@@ -67,6 +93,15 @@ START_TEST(rejects_embedded_nul)
     s[10] = '\0';
     progress_id id;
     ck_assert_int_eq(progress_id_parse(s, sizeof s, &id), -1);
+}
+END_TEST
+
+START_TEST(rejects_a_nul_in_a_uuid)
+{
+    char s[] = "01234567-89ab-cdef-0123-456789abcdef";
+    s[8] = '\0';
+    progress_id id;
+    ck_assert_int_eq(progress_id_parse(s, sizeof s - 1, &id), -1);
 }
 END_TEST
 
@@ -117,6 +152,62 @@ START_TEST(does_not_read_past_the_given_length)
 }
 END_TEST
 
+START_TEST(finds_any_named_parameter)
+{
+    const char q[] = "X-Progress-ID=abc&Callback=jQuery_1&callback=x";
+    size_t len = 0;
+    const char *v = progress_query_find(q, sizeof q - 1, PROGRESS_CALLBACK_NAME, &len);
+    ck_assert_ptr_eq(v, q + 27);
+    ck_assert_uint_eq(len, 8);
+    ck_assert_ptr_null(progress_query_find(q, sizeof q - 1, "call", &len));
+    ck_assert_ptr_null(progress_query_find("callbackx=1", 11, PROGRESS_CALLBACK_NAME, &len));
+}
+END_TEST
+
+static int callback_ok(const char *s)
+{
+    return progress_callback_is_valid(s, strlen(s));
+}
+
+START_TEST(accepts_the_callback_names_of_real_clients)
+{
+    ck_assert(callback_ok("cb"));
+    ck_assert(callback_ok("_"));
+    ck_assert(callback_ok("$"));
+    ck_assert(callback_ok("jQuery1910123456789_1384000000000"));
+    ck_assert(callback_ok("window.app.progress$cb"));
+    ck_assert(callback_ok("a1"));
+    ck_assert(callback_ok("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$"));
+}
+END_TEST
+
+static const char *const bad_callbacks[] = {
+    "",
+    "1cb",                      /* leading digit */
+    "alert(1)//",
+    "<script>",
+    "cb;alert(1)",
+    "cb%28",                    /* not URL-decoded: '%' is refused */
+    "cb cb",
+    "cb\n",
+    "caf\xc3\xa9",              /* non-ASCII letter */
+    "cb-1",
+    "a['b']",
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$a", /* 65 */
+};
+
+START_TEST(refuses_anything_else_as_a_callback)
+{
+    ck_assert(!callback_ok(bad_callbacks[_i]));
+}
+END_TEST
+
+START_TEST(refuses_a_nul_in_a_callback)
+{
+    ck_assert(!progress_callback_is_valid("cb\0x", 4));
+}
+END_TEST
+
 static Suite *id_suite(void)
 {
     Suite *s = suite_create("progress_id");
@@ -126,11 +217,20 @@ static Suite *id_suite(void)
     tcase_add_loop_test(tc, rejects_malformed_values, 0,
                         (int)(sizeof malformed / sizeof *malformed));
     tcase_add_test(tc, rejects_embedded_nul);
+    tcase_add_test(tc, a_uuid_names_the_same_bits_as_its_32_hex_spelling);
+    tcase_add_test(tc, rejects_a_nul_in_a_uuid);
     suite_add_tcase(s, tc);
     tc = tcase_create("query");
     tcase_add_test(tc, finds_the_parameter_anywhere_in_the_query);
     tcase_add_test(tc, ignores_other_parameters);
     tcase_add_test(tc, does_not_read_past_the_given_length);
+    tcase_add_test(tc, finds_any_named_parameter);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("callback");
+    tcase_add_test(tc, accepts_the_callback_names_of_real_clients);
+    tcase_add_loop_test(tc, refuses_anything_else_as_a_callback, 0,
+                        (int)(sizeof bad_callbacks / sizeof *bad_callbacks));
+    tcase_add_test(tc, refuses_a_nul_in_a_callback);
     suite_add_tcase(s, tc);
     return s;
 }

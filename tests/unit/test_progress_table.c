@@ -91,12 +91,12 @@ START_TEST(begin_update_finish)
     ck_assert_int_eq(s.state, PROGRESS_UPLOADING);
     ck_assert_int_eq(s.received, 0);
     ck_assert_int_eq(s.size, 1000);
-    ck_assert_int_eq(s.started, 5);
+    ck_assert_int_eq(s.speed, 0);
     ck_assert_int_eq(s.owner_pid, OWNER);
     ck_assert_uint_eq(s.owner_ref, 7);
 
     const progress_id id = make_id(1);
-    progress_table_update(table, &id, OWNER, 7, 400, 1000);
+    progress_table_update(table, &id, OWNER, 7, 400, 1000, 6);
     ck_assert_int_eq(get(table, 1, 6).received, 400);
 
     ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 66), 1);
@@ -108,13 +108,93 @@ START_TEST(begin_update_finish)
 }
 END_TEST
 
+static void update_at(uint32_t n, int64_t received, int64_t now)
+{
+    const progress_id id = make_id(n);
+    progress_table_update(table, &id, OWNER, 7, received, 1000000, now);
+}
+
+START_TEST(speed_is_unknown_until_a_whole_second_is_measured)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000000, 7, 100), PROGRESS_BEGIN_OK);
+    update_at(1, 5000, 100);   /* same second as the begin */
+    ck_assert_int_eq(get(table, 1, 100).speed, 0);
+    ck_assert_int_eq(get(table, 1, 100).received, 5000);
+    update_at(1, 9000, 101);   /* the begin fell anywhere in second 100: */
+    ck_assert_int_eq(get(table, 1, 101).speed, 0);   /* only a start */
+    ck_assert_int_eq(get(table, 1, 101).received, 9000);
+    update_at(1, 19000, 102);
+    ck_assert_int_eq(get(table, 1, 102).speed, 10000);
+}
+END_TEST
+
+START_TEST(speed_follows_the_last_few_seconds)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000000, 7, 0), PROGRESS_BEGIN_OK);
+    update_at(1, 1000, 1);
+    update_at(1, 1000 + 8000, 2);              /* 8000/s */
+    ck_assert_int_eq(get(table, 1, 2).speed, 8000);
+    update_at(1, 9000 + 16000, 3);             /* 16000/s: (8000 + 16000) / 2 */
+    ck_assert_int_eq(get(table, 1, 3).speed, 12000);
+    update_at(1, 25000 + 16000, 4);
+    ck_assert_int_eq(get(table, 1, 4).speed, 14000);
+    update_at(1, 41000 + 30000, 6);            /* two seconds: 15000/s */
+    ck_assert_int_eq(get(table, 1, 6).speed, 14500);
+    /* a stall halves it every second, down to 0 */
+    int64_t now = 6, last = 14500;
+    while (last > 0) {
+        update_at(1, 71000, ++now);
+        const int64_t speed = get(table, 1, now).speed;
+        ck_assert_int_eq(speed, last / 2);
+        last = speed;
+    }
+    ck_assert_int_lt(now, 6 + 16);
+    /* and it picks up again */
+    update_at(1, 72000, ++now);
+    ck_assert_int_eq(get(table, 1, now).speed, 500);
+}
+END_TEST
+
+START_TEST(speed_survives_a_wrapping_32_bit_second)
+{
+    table = new_table(16);
+    const int64_t start = ((int64_t)1 << 32) - 2;
+    ck_assert_int_eq(begin(table, 1, 1000000, 7, start), PROGRESS_BEGIN_OK);
+    update_at(1, 100, start + 1);
+    update_at(1, 100 + 3000, start + 2);       /* second 2^32: 0 modulo 2^32 */
+    ck_assert_int_eq(get(table, 1, start + 2).speed, 3000);
+    update_at(1, 3100 + 2 * 5000, start + 4);
+    ck_assert_int_eq(get(table, 1, start + 4).speed, 4000);
+}
+END_TEST
+
+START_TEST(speed_ignores_counts_that_go_back_and_saturates)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000000, 7, 0), PROGRESS_BEGIN_OK);
+    update_at(1, 500, 1);
+    update_at(1, 100, 2);
+    ck_assert_int_eq(get(table, 1, 2).speed, 0);
+    update_at(1, INT64_MAX, 3);
+    ck_assert_int_eq(get(table, 1, 3).speed, UINT32_MAX / 2);
+    update_at(1, INT64_MAX, 4);
+    ck_assert_int_eq(get(table, 1, 4).speed, UINT32_MAX / 4);
+    /* a new upload with the id starts with no speed */
+    ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 10), 1);
+    ck_assert_int_eq(begin(table, 1, 1000, 8, 5), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(get(table, 1, 5).speed, 0);
+}
+END_TEST
+
 START_TEST(only_the_owner_updates_and_finishes)
 {
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
     const progress_id id = make_id(1);
-    progress_table_update(table, &id, OTHER, 7, 999, 1000);
-    progress_table_update(table, &id, OWNER, 8, 999, 1000);
+    progress_table_update(table, &id, OTHER, 7, 999, 1000, 1);
+    progress_table_update(table, &id, OWNER, 8, 999, 1000, 1);
     ck_assert_int_eq(get(table, 1, 0).received, 0);
     const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200 };
     ck_assert_int_eq(progress_table_finish(table, &id, OTHER, 7, &fin, 10), 0);
@@ -134,7 +214,7 @@ START_TEST(an_id_in_flight_is_not_taken_over)
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
     const progress_id id = make_id(1);
-    progress_table_update(table, &id, OWNER, 7, 300, 1000);
+    progress_table_update(table, &id, OWNER, 7, 300, 1000, 0);
     ck_assert_int_eq(begin(table, 1, 5, 8, 1), PROGRESS_BEGIN_IN_FLIGHT);
     const progress_snapshot s = get(table, 1, 1);
     ck_assert_int_eq(s.received, 300);
@@ -229,7 +309,7 @@ START_TEST(a_dead_owners_uploads_become_errors)
     ck_assert_int_eq(progress_table_begin(table, &a, 100, 41, 0, 0), PROGRESS_BEGIN_OK);
     ck_assert_int_eq(progress_table_begin(table, &b, 100, 41, 1, 0), PROGRESS_BEGIN_OK);
     ck_assert_int_eq(progress_table_begin(table, &c, 100, 42, 0, 0), PROGRESS_BEGIN_OK);
-    progress_table_update(table, &a, 41, 0, 60, 100);
+    progress_table_update(table, &a, 41, 0, 60, 100, 0);
     const progress_snapshot done = { .state = PROGRESS_DONE, .status = 200,
                                      .size = 100, .received = 100 };
     ck_assert_int_eq(progress_table_finish(table, &b, 41, 1, &done, 9), 1);
@@ -381,7 +461,7 @@ static int hammer(progress_table *t, int w)
         const progress_id id = make_id((uint32_t)w * PER_WORKER + k);
         if (progress_table_begin(t, &id, 1000, pid, k, 0) != PROGRESS_BEGIN_OK) return 1;
         for (int64_t r = 250; r <= 1000; r += 250)
-            progress_table_update(t, &id, pid, k, r, 1000);
+            progress_table_update(t, &id, pid, k, r, 1000, r / 250);
         const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
                                         .size = 1000, .received = 1000 };
         if (!progress_table_finish(t, &id, pid, k, &fin, 100)) return 2;
@@ -430,7 +510,7 @@ START_TEST(one_id_is_in_flight_in_one_process_at_a_time)
             const progress_id id = make_id(k % 8);
             if (progress_table_begin(t, &id, 10, pid, k, 0) != PROGRESS_BEGIN_OK) continue;
             /* while it is ours, nobody else may change it */
-            progress_table_update(t, &id, pid, k, 5, 10);
+            progress_table_update(t, &id, pid, k, 5, 10, 0);
             progress_snapshot s;
             progress_table_lookup(t, &id, 0, &s);
             failures += s.owner_pid != pid || s.owner_ref != k || s.received != 5;
@@ -493,6 +573,10 @@ static Suite *table_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, unknown_id_is_starting);
     tcase_add_test(tc, begin_update_finish);
+    tcase_add_test(tc, speed_is_unknown_until_a_whole_second_is_measured);
+    tcase_add_test(tc, speed_follows_the_last_few_seconds);
+    tcase_add_test(tc, speed_survives_a_wrapping_32_bit_second);
+    tcase_add_test(tc, speed_ignores_counts_that_go_back_and_saturates);
     tcase_add_test(tc, only_the_owner_updates_and_finishes);
     tcase_add_test(tc, an_id_in_flight_is_not_taken_over);
     tcase_add_test(tc, a_finished_id_is_taken_over_by_a_new_upload);
