@@ -38,7 +38,8 @@ function speedMeter() {
 }
 
 // Turns one answer of the server into the state reported to callbacks.
-// The server's "speed" and "eta" are used when it sends them.
+// The server's "speed" and "eta" are used when it sends them; its speed is 0
+// for the first second or two of an upload, while it has no measurement yet.
 function stateOf(id, answer, measure) {
   const s = { id, state: answer.state, received: answer.received, size: answer.size };
   if (answer.state === "error") s.status = answer.status;
@@ -46,7 +47,7 @@ function stateOf(id, answer, measure) {
   if (answer.state !== "uploading") return s;
   if (s.size > 0) s.percent = Math.min(100, Math.floor((100 * s.received) / s.size));
   const measured = measure(s.received, performance.now());
-  s.speed = typeof answer.speed === "number" ? answer.speed : measured;
+  s.speed = answer.speed > 0 ? answer.speed : measured;
   if (typeof answer.eta === "number") s.eta = answer.eta;
   else if (s.size > 0 && s.speed > 0) s.eta = (s.size - s.received) / s.speed;
   return s;
