@@ -260,3 +260,28 @@ def serving_pid(server, client_sock, timeout=5.0):
                     continue
         time.sleep(0.02)
     raise AssertionError("no worker holds the connection from port %d" % client_port)
+
+
+def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.cgi",
+              chunked=False):
+    """Uploads in pieces; after each one, polls until the answer is exactly the
+    bytes sent so far, and checks that no answer ever ran ahead of them.  A
+    chunked upload's answers have no size while it runs."""
+    size = sum(pieces)
+    up = SlowUpload(server.port, path, size=size, pid=pid, via=via, chunked=chunked)
+    keys = ["state", "received"] if chunked else ["state", "received", "size"]
+    try:
+        for n in pieces:
+            up.send(n)
+            seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
+            for answer in seen:
+                assert answer["state"] in ("starting", "uploading", "done"), answer
+                if answer["state"] == "uploading":
+                    assert list(answer) == keys, answer
+                    assert chunked or answer["size"] == size
+                    assert 0 <= answer["received"] <= up.sent
+            time.sleep(0.1)
+        status, body = up.finish()
+    finally:
+        up.close()
+    return status, body

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lighty import SlowUpload
+from lighty import SlowUpload, piecewise
 
 ID = "0123456789abcdef0123456789abcdef"
 ID2 = "fedcba9876543210FEDCBA9876543210"
@@ -14,28 +14,6 @@ ID2 = "fedcba9876543210FEDCBA9876543210"
 BASIC = """
 upload-progress.progress-url = "/progress"
 """
-
-
-def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.cgi"):
-    """Uploads in pieces; after each one, polls until the answer is exactly the
-    bytes sent so far, and checks that no answer ever ran ahead of them."""
-    size = sum(pieces)
-    up = SlowUpload(server.port, path, size=size, pid=pid, via=via)
-    try:
-        for n in pieces:
-            up.send(n)
-            seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
-            for answer in seen:
-                assert answer["state"] in ("starting", "uploading", "done"), answer
-                if answer["state"] == "uploading":
-                    assert list(answer) == ["state", "received", "size"]
-                    assert answer["size"] == size
-                    assert 0 <= answer["received"] <= up.sent
-            time.sleep(0.1)
-        status, body = up.response()
-    finally:
-        up.close()
-    return status, body
 
 
 def test_unknown_id_is_starting(make_server):
