@@ -65,6 +65,14 @@ static int request_response_started(const request_st * const r)
     return 0 != r->resp_header_len;
 }
 
+/* Whether the client is gone: the request failed, or the HTTP/2
+ * connection that carries it did. */
+static int request_client_gone(const request_st * const r)
+{
+    return CON_STATE_ERROR == r->state
+        || CON_STATE_ERROR == r->con->request.state;
+}
+
 /* Whether an error handler serves the request in place of its error. */
 static int request_error_handled(const request_st * const r)
 {
@@ -401,11 +409,13 @@ static const char * progress_state_name(const progress_state state) {
 static progress_snapshot upload_outcome(const request_st * const r) {
     const off_t received = request_body_received(r);
     const off_t size = request_body_length(r);
-    if (r->http_status >= 400)
+    const int complete = size >= 0 && received == size;
+    /* (a backend's cleanup may have set a 500 for a client gone mid-body) */
+    if (r->http_status >= 400 && (complete || !request_client_gone(r)))
         return (progress_snapshot){ .state = PROGRESS_ERROR,
                                     .status = r->http_status,
                                     .size = -1, .received = -1 };
-    if (size >= 0 && received == size)
+    if (complete)
         return (progress_snapshot){ .state = PROGRESS_DONE,
                                     .status = r->http_status,
                                     .size = size, .received = received };

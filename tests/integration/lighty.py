@@ -160,16 +160,21 @@ class Lighttpd:
 
     def wait_for(self, pid, predicate, timeout=5.0, **kw):
         """Polls until predicate(answer) holds; returns every answer seen."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while True:
-            answer, _ = self.poll(pid, **kw)
-            seen.append(answer)
-            if predicate(answer):
-                return seen
-            if time.monotonic() > deadline:
-                raise AssertionError("no matching answer for %s; last %r" % (pid, answer))
-            time.sleep(0.02)
+        return wait_for(lambda: self.poll(pid, **kw)[0], predicate, timeout)
+
+
+def wait_for(poll, predicate, timeout=5.0):
+    """Calls poll() until predicate(its answer) holds; returns every answer seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = poll()
+        seen.append(answer)
+        if predicate(answer):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError("no matching answer; last %r" % (answer,))
+        time.sleep(0.02)
 
 
 class SlowUpload:
@@ -262,6 +267,18 @@ def serving_pid(server, client_sock, timeout=5.0):
     raise AssertionError("no worker holds the connection from port %d" % client_port)
 
 
+def assert_never_ahead(seen, sent, size):
+    """Every answer seen while sent bytes were on their way is a running
+    state that never counts more than were sent; size None: unknown."""
+    keys = ["state", "received"] if size is None else ["state", "received", "size"]
+    for answer in seen:
+        assert answer["state"] in ("starting", "uploading", "done"), answer
+        if answer["state"] == "uploading":
+            assert list(answer) == keys, answer
+            assert size is None or answer["size"] == size, answer
+            assert 0 <= answer["received"] <= sent, (answer, sent)
+
+
 def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.cgi",
               chunked=False):
     """Uploads in pieces; after each one, polls until the answer is exactly the
@@ -269,17 +286,11 @@ def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.c
     chunked upload's answers have no size while it runs."""
     size = sum(pieces)
     up = SlowUpload(server.port, path, size=size, pid=pid, via=via, chunked=chunked)
-    keys = ["state", "received"] if chunked else ["state", "received", "size"]
     try:
         for n in pieces:
             up.send(n)
             seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
-            for answer in seen:
-                assert answer["state"] in ("starting", "uploading", "done"), answer
-                if answer["state"] == "uploading":
-                    assert list(answer) == keys, answer
-                    assert chunked or answer["size"] == size
-                    assert 0 <= answer["received"] <= up.sent
+            assert_never_ahead(seen, up.sent, None if chunked else size)
             time.sleep(0.1)
         status, body = up.finish()
     finally:
