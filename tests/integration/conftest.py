@@ -41,3 +41,8 @@ def make_backend():
     yield make
     for backend in backends:
         backend.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "many_uploads: 1,000 uploads at once (deselect with -m 'not many_uploads')")

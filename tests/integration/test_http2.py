@@ -149,8 +149,10 @@ def test_rst_stream_is_an_error_400_with_its_counts_kept_like_any_finished(
         client.close()
 
 
-def test_a_dropped_h2_connection_is_an_error_400(make_server, make_backend, certificate):
-    server, path = h2_server(make_server, make_backend, certificate, False)
+@pytest.mark.parametrize("backend", ["cgi", "proxy"])
+def test_a_dropped_h2_connection_is_an_error_400(make_server, make_backend, certificate,
+                                                 backend):
+    server, path = h2_server(make_server, make_backend, certificate, False, backend=backend)
     client = H2Client(server.port)
     sid = client.upload(path, ID, 90000)
     client.send(sid, 20000)

@@ -127,11 +127,14 @@ def test_413_for_a_chunked_body_with_an_error_handler(make_server):
     assert answer == {"state": "error", "status": 413}
 
 
-def test_404_with_an_error_handler(make_server):
-    server = make_server(BASIC + 'server.error-handler = "/error.cgi"\n')
+@pytest.mark.parametrize("handler", [None, "/error.cgi"])
+def test_404_with_or_without_an_error_handler(make_server, handler):
+    server = make_server(BASIC + ('server.error-handler = "%s"\n' % handler
+                                  if handler else ""))
     status, _, body = server.request("POST", "/missing.cgi", body=b"m" * 100,
                                      headers={"X-Progress-ID": ID})
-    assert status == 404 and b"error page for 404" in body
+    assert status == 404
+    assert not handler or b"error page for 404" in body
     assert server.poll(ID)[1] == b'{"state":"error","status":404}'
 
 
