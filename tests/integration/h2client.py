@@ -120,9 +120,14 @@ class H2Client:
         return json.loads(body), body
 
     def close(self):
+        """Says GOAWAY and waits until lighttpd has closed its side, so that
+        the connection is gone before the test stops the server."""
         try:
             self.conn.close_connection()
             self.flush()
+            self.sock.shutdown(socket.SHUT_WR)
+            while self.sock.recv(65536):
+                pass
         except OSError:
             pass
         self.sock.close()

@@ -296,3 +296,17 @@ def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.c
     finally:
         up.close()
     return status, body
+
+
+def wait_until_clients_gone(server, timeout=10.0):
+    """Waits until lighttpd holds no open client connection on its port
+    (so that a client that just exited is not torn down by a server stop)."""
+    port = ":%04X" % server.port
+    held = ("01", "08")   # ESTABLISHED, CLOSE_WAIT: lighttpd has not closed yet
+    deadline = time.monotonic() + timeout
+    while True:
+        open_conns = [line for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                      if line.split()[1].endswith(port) and line.split()[3] in held]
+        if not open_conns or time.monotonic() > deadline:
+            return not open_conns
+        time.sleep(0.05)

@@ -13,6 +13,7 @@ UPLOADS = 1000
 PIECES = [1000, 2000, 3000, 500]
 SIZE = sum(PIECES)
 POLLERS = 8
+REMOVE_TIMEOUT = 3
 DEADLINE = 240   # seconds for the whole test: it stops by itself
 
 
@@ -98,7 +99,12 @@ async def many_uploads(port):
         await asyncio.gather(*(w.drain() for _, w in conns.values()))
         polls += await poll_all(pollers, pids, exact_or_behind)
 
-    # the last piece, in batches so the one backend process is not swamped
+    def done(pid, answer):
+        assert answer == {"state": "done", "received": SIZE, "size": SIZE}, (pid, answer)
+        return True
+
+    # the last piece, in batches so the one backend process is not swamped;
+    # each batch is polled at once, well within its remove-timeout
     for start in range(0, UPLOADS, 100):
         batch = pids[start:start + 100]
         for pid in batch:
@@ -108,12 +114,7 @@ async def many_uploads(port):
             status, body = await read_response(conns[pid][0])
             assert status == 200 and body == b"read %d bytes\n" % SIZE
             conns[pid][1].close()
-
-    def done(pid, answer):
-        assert answer == {"state": "done", "received": SIZE, "size": SIZE}, (pid, answer)
-        return True
-
-    polls += await poll_all(pollers, pids, done)
+        polls += await poll_all(pollers, batch, done)
     for p in pollers:
         p.writer.close()
     return polls
@@ -124,18 +125,18 @@ def test_a_thousand_slow_uploads_at_once_every_poll_exact_then_swept(make_server
     backend = make_backend("http")
     server = make_server(
         'upload-progress.progress-url = "/progress"\n'
-        'upload-progress.remove-timeout = 1\n'
+        'upload-progress.remove-timeout = %d\n'
         'upload-progress.debug = "enable"\n'
         "server.max-fds = 8192\n"
         "server.max-connections = 4096\n"
         "server.stream-request-body = 0\n"
         'proxy.server = ( "/up/" => (( "host" => "127.0.0.1", "port" => %d )) )\n'
-        % backend.port, modules=("mod_uploadprogress", "mod_proxy"))
+        % (REMOVE_TIMEOUT, backend.port), modules=("mod_uploadprogress", "mod_proxy"))
     started = time.monotonic()
     polls = asyncio.run(asyncio.wait_for(many_uploads(server.port), DEADLINE))
     assert polls >= UPLOADS * (len(PIECES) + 1)
     print("%d polls" % polls)
-    # every entry expires one second after its upload ended; the
+    # every entry expires remove-timeout seconds after its upload ended; the
     # once-a-second sweep frees them all and the table is empty again
     swept = re.compile(r"swept (\d+) finished uploads; (\d+) entries left")
     while True:

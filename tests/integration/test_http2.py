@@ -7,7 +7,7 @@ import time
 import pytest
 
 from h2client import H2Client
-from lighty import assert_never_ahead, wait_for
+from lighty import assert_never_ahead, wait_for, wait_until_clients_gone
 
 IDS = ["%032x" % (0x5eed0 + n) for n in range(4)]
 ID = IDS[0]
@@ -241,3 +241,4 @@ def test_curl_uploads_and_polls_over_h2(make_server, make_backend, certificate, 
     code, version, body = curl(*h2, base + "/progress?X-Progress-ID=" + ID)
     assert (code, version) == (200, "2")
     assert body == b'{"state":"done","received":300000,"size":300000}'
+    assert wait_until_clients_gone(server)
