@@ -177,6 +177,20 @@ def wait_for(poll, predicate, timeout=5.0):
         time.sleep(0.02)
 
 
+def read_response(sock):
+    """Reads a response's head and what came with it: (status, rest)."""
+    buf = b""
+    sock.settimeout(10)
+    while b"\r\n\r\n" not in buf:
+        got = sock.recv(65536)
+        if not got:
+            break
+        buf += got
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head else 0
+    return status, rest
+
+
 class SlowUpload:
     """An HTTP/1.1 upload whose body the test sends piece by piece."""
 
@@ -213,19 +227,21 @@ class SlowUpload:
         return self.response()
 
     def response(self):
-        buf = b""
-        self.sock.settimeout(10)
-        while b"\r\n\r\n" not in buf:
-            got = self.sock.recv(65536)
-            if not got:
-                break
-            buf += got
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1]) if head else 0
-        return status, rest
+        return read_response(self.sock)
 
     def close(self):
         self.sock.close()
+
+
+def abort_midway(server, path, pid, size, n):
+    """Sends n of size body bytes, waits until they are counted, then closes
+    the connection; returns the answer once the upload no longer runs."""
+    up = SlowUpload(server.port, path, size=size, pid=pid)
+    up.send(n)
+    server.wait_for(pid, lambda a: a.get("received") == n)
+    up.sock.shutdown(socket.SHUT_RDWR)
+    up.close()
+    return server.wait_for(pid, lambda a: a["state"] != "uploading")[-1]
 
 
 def workers_of(server):

@@ -1,11 +1,9 @@
 """Every backend users run (mod_cgi, mod_proxy to a real HTTP server,
 mod_fastcgi to a real FastCGI responder) under every
 server.stream-request-body mode: progress is live and exact."""
-import socket
-
 import pytest
 
-from lighty import SlowUpload, piecewise
+from lighty import SlowUpload, abort_midway, piecewise
 
 ID = "0123456789abcdef0123456789abcdef"
 BACKENDS = ["cgi", "proxy", "fastcgi"]
@@ -90,10 +88,5 @@ def test_a_backend_that_dies_after_the_body_is_an_error_with_lighttpds_status(
 def test_a_client_gone_mid_body_is_an_error_400_with_its_counts(
         make_server, make_backend, backend, stream):
     server, sink, _ = backend_server(make_server, make_backend, backend, stream)
-    up = SlowUpload(server.port, sink, size=100000, pid=ID)
-    up.send(30000)
-    server.wait_for(ID, lambda a: a.get("received") == 30000)
-    up.sock.shutdown(socket.SHUT_RDWR)
-    up.close()
-    server.wait_for(ID, lambda a: a["state"] != "uploading")
+    abort_midway(server, sink, ID, 100000, 30000)
     assert server.poll(ID)[1] == b'{"state":"error","status":400,"received":30000,"size":100000}'

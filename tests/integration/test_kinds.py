@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from lighty import SlowUpload, piecewise
+from lighty import SlowUpload, abort_midway, piecewise, read_response
 
 ID = "0123456789abcdef0123456789abcdef"
 ID2 = "fedcba9876543210fedcba9876543210"
@@ -16,13 +16,9 @@ BASIC = 'upload-progress.progress-url = "/progress"\n'
 def raw_request(server, data):
     """Sends a whole request in one write (one packet on loopback);
     returns (status, body)."""
-    up = SlowUpload.__new__(SlowUpload)
-    up.sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-    up.sock.sendall(data)
-    try:
-        return up.response()
-    finally:
-        up.close()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        return read_response(sock)
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
@@ -85,12 +81,7 @@ def test_a_second_upload_with_an_id_in_flight_is_served_untracked_with_a_warning
 
 def test_an_id_whose_upload_failed_is_taken_over_by_the_next_upload(make_server):
     server = make_server(BASIC)
-    up = SlowUpload(server.port, "/sink.cgi", size=9000, pid=ID)
-    up.send(100)
-    server.wait_for(ID, lambda a: a.get("received") == 100)
-    up.sock.shutdown(socket.SHUT_RDWR)
-    up.close()
-    server.wait_for(ID, lambda a: a["state"] == "error")
+    assert abort_midway(server, "/sink.cgi", ID, 9000, 100)["state"] == "error"
     status, _ = piecewise(server, ID, [2000, 10])
     assert status == 200
     assert server.poll(ID)[1] == b'{"state":"done","received":2010,"size":2010}'

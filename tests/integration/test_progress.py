@@ -1,12 +1,11 @@
 """The module end to end, on Debian's real lighttpd with a body-reading CGI."""
 import json
 import re
-import socket
 import time
 
 import pytest
 
-from lighty import SlowUpload, piecewise
+from lighty import SlowUpload, abort_midway, piecewise
 
 ID = "0123456789abcdef0123456789abcdef"
 ID2 = "fedcba9876543210FEDCBA9876543210"
@@ -157,12 +156,7 @@ def test_other_final_status_of_400_or_more_is_an_error(make_server):
 
 def test_an_aborted_upload_is_an_error_with_its_counts(make_server):
     server = make_server(BASIC)
-    up = SlowUpload(server.port, "/sink.cgi", size=100000, pid=ID)
-    up.send(30000)
-    server.wait_for(ID, lambda a: a.get("received") == 30000)
-    up.sock.shutdown(socket.SHUT_RDWR)
-    up.close()
-    server.wait_for(ID, lambda a: a["state"] != "uploading")
+    abort_midway(server, "/sink.cgi", ID, 100000, 30000)
     assert server.poll(ID)[1] == b'{"state":"error","status":400,"received":30000,"size":100000}'
 
 
