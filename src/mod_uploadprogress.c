@@ -49,6 +49,37 @@ static off_t request_body_length(const request_st * const r)
     return r->reqbody_length;   /* -1 while unknown (chunked) */
 }
 
+/* A request with a body, or a POST or PUT whose body is empty.  (A
+ * request that server.error-handler serves has lost its body length and
+ * is a GET by then, so it is not taken for a new upload.) */
+static int request_is_upload(const request_st * const r)
+{
+    return 0 != r->reqbody_length
+        || HTTP_METHOD_POST == r->http_method
+        || HTTP_METHOD_PUT == r->http_method;
+}
+
+/* Whether the response headers are out; until then lighttpd may still
+ * hand a refused request to server.error-handler. */
+static int request_response_started(const request_st * const r)
+{
+    return 0 != r->resp_header_len;
+}
+
+/* Whether the client is gone: the request failed, or the HTTP/2
+ * connection that carries it did. */
+static int request_client_gone(const request_st * const r)
+{
+    return CON_STATE_ERROR == r->state
+        || CON_STATE_ERROR == r->con->request.state;
+}
+
+/* Whether an error handler serves the request in place of its error. */
+static int request_error_handled(const request_st * const r)
+{
+    return 0 != r->error_handler_saved_status;
+}
+
 typedef struct {
     const buffer *progress_url;   /* NULL: the module is off */
     unsigned int remove_timeout;
@@ -389,11 +420,13 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
 static progress_snapshot upload_outcome(const request_st * const r) {
     const off_t received = request_body_received(r);
     const off_t size = request_body_length(r);
-    if (r->http_status >= 400)
+    const int complete = size >= 0 && received == size;
+    /* (a backend's cleanup may have set a 500 for a client gone mid-body) */
+    if (r->http_status >= 400 && (complete || !request_client_gone(r)))
         return (progress_snapshot){ .state = PROGRESS_ERROR,
                                     .status = r->http_status,
                                     .size = -1, .received = -1 };
-    if (size >= 0 && received == size)
+    if (complete)
         return (progress_snapshot){ .state = PROGRESS_DONE,
                                     .status = r->http_status,
                                     .size = size, .received = received };
@@ -420,17 +453,9 @@ static void end_upload(request_st * const r, plugin_data * const p, upload_ctx *
     upload_ctx_free(p, ctx);
 }
 
-/* Runs before lighttpd reuses or frees r, sometimes twice: the first call
- * ends the upload (if the response start did not) and forgets r. */
-REQUEST_FUNC(mod_uploadprogress_reset) {
-    plugin_data * const p = p_d;
-    upload_ctx * const ctx = r->plugin_ctx[p->id];
-    if (NULL != ctx) end_upload(r, p, ctx);
-    return HANDLER_GO_ON;
-}
-
 /* lighttpd refused an upload before the uri stage (413 for its
- * Content-Length), so it was never tracked: record the refusal. */
+ * Content-Length, 411 for a POST without one), so it was never tracked:
+ * record the refusal. */
 static void record_refused(request_st * const r, plugin_data * const p) {
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url
@@ -451,6 +476,22 @@ static void record_refused(request_st * const r, plugin_data * const p) {
         log_finish(r, &id, &fin);
 }
 
+/* Runs before lighttpd reuses or frees r, sometimes twice: the first call
+ * ends the upload (if the response start did not) and forgets r.  It also
+ * runs when lighttpd hands a refused request to server.error-handler,
+ * before it drops the body length: the last moment to see an untracked
+ * refusal (413 for the Content-Length) as an upload. */
+REQUEST_FUNC(mod_uploadprogress_reset) {
+    plugin_data * const p = p_d;
+    upload_ctx * const ctx = r->plugin_ctx[p->id];
+    if (NULL != ctx)
+        end_upload(r, p, ctx);
+    else if (r->http_status >= 400 && request_is_upload(r)
+             && !request_response_started(r))
+        record_refused(r, p);
+    return HANDLER_GO_ON;
+}
+
 /* The final status is known here.  An upload whose outcome is settled ends
  * now, before the client can read the response, so that no poll answered
  * after the response (by another worker, say) still says uploading. */
@@ -462,8 +503,9 @@ REQUEST_FUNC(mod_uploadprogress_response_start) {
         if (r->http_status >= 400
             || (size >= 0 && request_body_received(r) == size))
             end_upload(r, p, ctx);
-    } else if (r->http_status >= 400 && 0 != request_body_length(r)) {
-        record_refused(r, p);
+    } else if (r->http_status >= 400 && request_is_upload(r)
+               && !request_error_handled(r)) {
+        record_refused(r, p); /* (else the reset before the handler did) */
     }
     return HANDLER_GO_ON;
 }
@@ -554,7 +596,7 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
         return mod_uploadprogress_poll(r, p);
 
     /* uri_clean runs again after a rewrite: track once */
-    if (0 != request_body_length(r) && NULL == r->plugin_ctx[p->id])
+    if (request_is_upload(r) && NULL == r->plugin_ctx[p->id])
         mod_uploadprogress_track(r, p);
     return HANDLER_GO_ON;
 }

@@ -25,3 +25,24 @@ def make_server(tmp_path):
         for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
             assert marker not in out, out
         assert server.memory_errors() == ""
+
+
+@pytest.fixture
+def make_backend():
+    """make_backend("http" | "fastcgi") -> a started sink_backends.Backend,
+    stopped after the test."""
+    from sink_backends import Backend
+    backends = []
+
+    def make(kind):
+        backends.append(Backend(kind))
+        return backends[-1]
+
+    yield make
+    for backend in backends:
+        backend.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "many_uploads: 1,000 uploads at once (deselect with -m 'not many_uploads')")

@@ -165,16 +165,35 @@ class Lighttpd:
 
     def wait_for(self, pid, predicate, timeout=5.0, **kw):
         """Polls until predicate(answer) holds; returns every answer seen."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while True:
-            answer, _ = self.poll(pid, **kw)
-            seen.append(answer)
-            if predicate(answer):
-                return seen
-            if time.monotonic() > deadline:
-                raise AssertionError("no matching answer for %s; last %r" % (pid, answer))
-            time.sleep(0.02)
+        return wait_for(lambda: self.poll(pid, **kw)[0], predicate, timeout)
+
+
+def wait_for(poll, predicate, timeout=5.0):
+    """Calls poll() until predicate(its answer) holds; returns every answer seen."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = poll()
+        seen.append(answer)
+        if predicate(answer):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError("no matching answer; last %r" % (answer,))
+        time.sleep(0.02)
+
+
+def read_response(sock):
+    """Reads a response's head and what came with it: (status, rest)."""
+    buf = b""
+    sock.settimeout(10)
+    while b"\r\n\r\n" not in buf:
+        got = sock.recv(65536)
+        if not got:
+            break
+        buf += got
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head else 0
+    return status, rest
 
 
 class SlowUpload:
@@ -213,19 +232,21 @@ class SlowUpload:
         return self.response()
 
     def response(self):
-        buf = b""
-        self.sock.settimeout(10)
-        while b"\r\n\r\n" not in buf:
-            got = self.sock.recv(65536)
-            if not got:
-                break
-            buf += got
-        head, _, rest = buf.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1]) if head else 0
-        return status, rest
+        return read_response(self.sock)
 
     def close(self):
         self.sock.close()
+
+
+def abort_midway(server, path, pid, size, n):
+    """Sends n of size body bytes, waits until they are counted, then closes
+    the connection; returns the answer once the upload no longer runs."""
+    up = SlowUpload(server.port, path, size=size, pid=pid)
+    up.send(n)
+    server.wait_for(pid, lambda a: a.get("received") == n)
+    up.sock.shutdown(socket.SHUT_RDWR)
+    up.close()
+    return server.wait_for(pid, lambda a: a["state"] != "uploading")[-1]
 
 
 def workers_of(server):
@@ -265,3 +286,51 @@ def serving_pid(server, client_sock, timeout=5.0):
                     continue
         time.sleep(0.02)
     raise AssertionError("no worker holds the connection from port %d" % client_port)
+
+
+def assert_never_ahead(seen, sent, size):
+    """Every answer seen while sent bytes were on their way is a running
+    state that never counts more than were sent; size None: unknown (and
+    so no eta)."""
+    keys = ["state", "received"] if size is None else ["state", "received", "size"]
+    allowed = ([keys + ["speed"]] if size is None
+               else [keys + ["speed"], keys + ["speed", "eta"]])
+    for answer in seen:
+        assert answer["state"] in ("starting", "uploading", "done"), answer
+        if answer["state"] == "uploading":
+            assert list(answer) in allowed, answer
+            assert size is None or answer["size"] == size, answer
+            assert 0 <= answer["received"] <= sent, (answer, sent)
+
+
+def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.cgi",
+              chunked=False):
+    """Uploads in pieces; after each one, polls until the answer is exactly the
+    bytes sent so far, and checks that no answer ever ran ahead of them.  A
+    chunked upload's answers have no size while it runs."""
+    size = sum(pieces)
+    up = SlowUpload(server.port, path, size=size, pid=pid, via=via, chunked=chunked)
+    try:
+        for n in pieces:
+            up.send(n)
+            seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
+            assert_never_ahead(seen, up.sent, None if chunked else size)
+            time.sleep(0.1)
+        status, body = up.finish()
+    finally:
+        up.close()
+    return status, body
+
+
+def wait_until_clients_gone(server, timeout=10.0):
+    """Waits until lighttpd holds no open client connection on its port
+    (so that a client that just exited is not torn down by a server stop)."""
+    port = ":%04X" % server.port
+    held = ("01", "08")   # ESTABLISHED, CLOSE_WAIT: lighttpd has not closed yet
+    deadline = time.monotonic() + timeout
+    while True:
+        open_conns = [line for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                      if line.split()[1].endswith(port) and line.split()[3] in held]
+        if not open_conns or time.monotonic() > deadline:
+            return not open_conns
+        time.sleep(0.05)

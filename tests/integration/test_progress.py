@@ -1,12 +1,11 @@
 """The module end to end, on Debian's real lighttpd with a body-reading CGI."""
 import json
 import re
-import socket
 import time
 
 import pytest
 
-from lighty import SlowUpload, counts
+from lighty import SlowUpload, abort_midway, counts, piecewise
 
 ID = "0123456789abcdef0123456789abcdef"
 ID2 = "fedcba9876543210FEDCBA9876543210"
@@ -14,29 +13,6 @@ ID2 = "fedcba9876543210FEDCBA9876543210"
 BASIC = """
 upload-progress.progress-url = "/progress"
 """
-
-
-def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.cgi"):
-    """Uploads in pieces; after each one, polls until the answer is exactly the
-    bytes sent so far, and checks that no answer ever ran ahead of them."""
-    size = sum(pieces)
-    up = SlowUpload(server.port, path, size=size, pid=pid, via=via)
-    try:
-        for n in pieces:
-            up.send(n)
-            seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
-            for answer in seen:
-                assert answer["state"] in ("starting", "uploading", "done"), answer
-                if answer["state"] == "uploading":
-                    assert list(answer) in (["state", "received", "size", "speed"],
-                                            ["state", "received", "size", "speed", "eta"])
-                    assert answer["size"] == size
-                    assert 0 <= answer["received"] <= up.sent
-            time.sleep(0.1)
-        status, body = up.response()
-    finally:
-        up.close()
-    return status, body
 
 
 def test_unknown_id_is_starting(make_server):
@@ -182,12 +158,7 @@ def test_other_final_status_of_400_or_more_is_an_error(make_server):
 
 def test_an_aborted_upload_is_an_error_with_its_counts(make_server):
     server = make_server(BASIC)
-    up = SlowUpload(server.port, "/sink.cgi", size=100000, pid=ID)
-    up.send(30000)
-    server.wait_for(ID, lambda a: a.get("received") == 30000)
-    up.sock.shutdown(socket.SHUT_RDWR)
-    up.close()
-    server.wait_for(ID, lambda a: a["state"] != "uploading")
+    abort_midway(server, "/sink.cgi", ID, 100000, 30000)
     assert server.poll(ID)[1] == b'{"state":"error","status":400,"received":30000,"size":100000}'
 
 
