@@ -20,6 +20,7 @@
 
 #include "base.h"
 #include "buffer.h"
+#include "fdevent.h"
 #include "http_chunk.h"
 #include "http_header.h"
 #include "log.h"
@@ -74,6 +75,21 @@ static int request_client_gone(const request_st * const r)
         || CON_STATE_ERROR == r->con->request.state;
 }
 
+/* Whether lighttpd keeps the connection after this request; it stops
+ * keeping it when it drops a body that had not all arrived. */
+static int request_keeps_connection(const request_st * const r)
+{
+    return 0 != r->keep_alive;
+}
+
+/* Whether lighttpd hands the body to the backend while it arrives
+ * (server.stream-request-body 1 or 2); with 0 it reads all of it first. */
+static int request_body_streams(const request_st * const r)
+{
+    return 0 != (r->conf.stream_request_body
+                 & (FDEVENT_STREAM_REQUEST | FDEVENT_STREAM_REQUEST_BUFMIN));
+}
+
 /* Whether an error handler serves the request in place of its error. */
 static int request_error_handled(const request_st * const r)
 {
@@ -91,6 +107,8 @@ typedef struct {
 typedef struct {
     progress_id id;
     request_st *r;
+    off_t size;                   /* body length when tracking began */
+    unsigned char keep_alive;     /* whether the connection was to be kept */
     uint32_t ref;                 /* index in plugin_data.uploads */
     unsigned int remove_timeout;
     unsigned char debug;
@@ -339,10 +357,17 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
     p->uploads[ctx->ref] = ctx;
     ctx->id = *id;
     ctx->r = r;
+    ctx->size = request_body_length(r);
+    ctx->keep_alive = (unsigned char)request_keeps_connection(r);
     ctx->remove_timeout = p->conf.remove_timeout;
     ctx->debug = p->conf.debug;
     return ctx;
 }
+
+/* r->plugin_ctx of an upload served but not tracked (its id was in use by
+ * an upload in flight, or the table was full): however it ends, it must
+ * not touch the entry of its id. */
+static upload_ctx untracked_upload;
 
 static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
     p->uploads[ctx->ref] = NULL;
@@ -414,12 +439,35 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
         break;
     }
     upload_ctx_free(p, ctx);
+    r->plugin_ctx[p->id] = &untracked_upload;
+}
+
+/* How an upload ended whose body lighttpd dropped: a CGI's local redirect
+ * (cgi.local-redir) empties the body queue and zeroes its length before
+ * the request is reset for the new target.  The body was whole if lighttpd
+ * read all of it before the backend started, or if it still keeps the
+ * connection (it stops when it drops a partial body).  Otherwise, or for a
+ * chunked body, the last published count (at most a second old) tells. */
+static progress_snapshot dropped_body_outcome(const request_st * const r, const plugin_data * const p, const upload_ctx * const ctx) {
+    const int whole = !request_body_streams(r)
+                   || (ctx->keep_alive && request_keeps_connection(r));
+    progress_snapshot last = { .received = ctx->size };
+    if (!whole || ctx->size < 0)
+        progress_table_lookup(p->table, &ctx->id, log_monotonic_secs, &last);
+    if (whole || last.received == ctx->size)
+        return (progress_snapshot){ .state = PROGRESS_DONE,
+                                    .size = last.received,
+                                    .received = last.received };
+    return (progress_snapshot){ .state = PROGRESS_ERROR, .status = 400,
+                                .size = ctx->size, .received = last.received };
 }
 
 /* How a request that ends now left its upload. */
-static progress_snapshot upload_outcome(const request_st * const r) {
+static progress_snapshot upload_outcome(const request_st * const r, const plugin_data * const p, const upload_ctx * const ctx) {
     const off_t received = request_body_received(r);
     const off_t size = request_body_length(r);
+    if (0 == size && 0 != ctx->size)
+        return dropped_body_outcome(r, p, ctx);
     const int complete = size >= 0 && received == size;
     /* (a backend's cleanup may have set a 500 for a client gone mid-body) */
     if (r->http_status >= 400 && (complete || !request_client_gone(r)))
@@ -446,7 +494,7 @@ static void log_finish(request_st * const r, const progress_id * const id, const
 
 static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
     r->plugin_ctx[p->id] = NULL;
-    const progress_snapshot fin = upload_outcome(r);
+    const progress_snapshot fin = upload_outcome(r, p, ctx);
     progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
                           log_monotonic_secs + ctx->remove_timeout);
     if (ctx->debug) log_finish(r, &ctx->id, &fin);
@@ -457,6 +505,10 @@ static void end_upload(request_st * const r, plugin_data * const p, upload_ctx *
  * Content-Length, 411 for a POST without one), so it was never tracked:
  * record the refusal. */
 static void record_refused(request_st * const r, plugin_data * const p) {
+    /* A request refused while lighttpd parsed it (411, 400) never had its
+     * conditionals evaluated: lighttpd's cache still holds the results of
+     * the request before it on the connection.  Evaluate them afresh. */
+    config_cond_cache_reset(r);
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url
         || buffer_is_equal(p->conf.progress_url, &r->uri.path))
@@ -484,7 +536,9 @@ static void record_refused(request_st * const r, plugin_data * const p) {
 REQUEST_FUNC(mod_uploadprogress_reset) {
     plugin_data * const p = p_d;
     upload_ctx * const ctx = r->plugin_ctx[p->id];
-    if (NULL != ctx)
+    if (&untracked_upload == ctx)
+        r->plugin_ctx[p->id] = NULL;
+    else if (NULL != ctx)
         end_upload(r, p, ctx);
     else if (r->http_status >= 400 && request_is_upload(r)
              && !request_response_started(r))
@@ -498,6 +552,8 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
 REQUEST_FUNC(mod_uploadprogress_response_start) {
     plugin_data * const p = p_d;
     upload_ctx * const ctx = r->plugin_ctx[p->id];
+    if (&untracked_upload == ctx)
+        return HANDLER_GO_ON;
     if (NULL != ctx) {
         const off_t size = request_body_length(r);
         if (r->http_status >= 400

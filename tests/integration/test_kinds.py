@@ -177,3 +177,47 @@ def test_mod_access_in_front_is_error_403(make_server, first):
     up.close()
     assert status == 403
     assert server.poll(ID)[1] == b'{"state":"error","status":403}'
+
+
+@pytest.mark.parametrize("stream,connection", [(0, "keep-alive"), (0, "close"), (2, "keep-alive")])
+def test_a_cgi_local_redirect_after_the_body_is_done(make_server, stream, connection):
+    # lighttpd empties the body queue before it serves the new target: the
+    # upload still ended whole
+    server = make_server(BASIC + 'cgi.local-redir = "enable"\n'
+                         "server.stream-request-body = %d\n" % stream)
+    status, _, body = server.request("POST", "/redir.cgi", body=b"y" * 70000,
+                                     headers={"X-Progress-ID": ID, "Connection": connection})
+    assert status == 200 and body == b"redirected\n"
+    assert server.poll(ID)[1] == b'{"state":"done","received":70000,"size":70000}'
+
+
+def test_the_end_of_an_untracked_duplicate_leaves_the_first_upload_alone(make_server):
+    server = make_server(BASIC)
+    first = SlowUpload(server.port, "/sink.cgi", size=2000, pid=ID)
+    first.send(1000)
+    server.wait_for(ID, lambda a: a.get("received") == 1000)
+    second = SlowUpload(server.port, "/fail.cgi", size=300, pid=ID)
+    second.send(100)
+    first.send(1000)
+    assert first.response()[0] == 200
+    first.close()
+    done = b'{"state":"done","received":2000,"size":2000}'
+    assert server.poll(ID)[1] == done
+    second.send(200)
+    assert second.response()[0] == 500
+    second.close()
+    assert server.poll(ID)[1] == done
+
+
+def test_a_parse_time_refusal_uses_no_conditional_of_an_earlier_request(make_server):
+    # the module is on for host x.test only; a 411 for host y.test on the
+    # same keep-alive connection must not be taken for x.test's
+    server = make_server('$HTTP["host"] == "x.test" {\n'
+                         '  upload-progress.progress-url = "/hp"\n}\n')
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /redirected.txt HTTP/1.1\r\nHost: x.test\r\n\r\n")
+        assert read_response(sock)[0] == 200
+        sock.sendall(b"POST /sink.cgi HTTP/1.1\r\nHost: y.test\r\n"
+                     b"X-Progress-ID: %s\r\n\r\n" % ID.encode())
+        assert read_response(sock)[0] == 411
+    assert server.poll(ID, url="/hp", host="x.test")[1] == b'{"state":"starting"}'
