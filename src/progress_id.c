@@ -72,7 +72,8 @@ const char *progress_query_find(const char *query, size_t query_len,
             *value_len = (size_t)(param_end - eq - 1);
             return eq + 1;
         }
-        p = param_end + 1;
+        if (NULL == amp) break;
+        p = amp + 1;
     }
     return NULL;
 }
