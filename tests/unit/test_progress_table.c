@@ -413,21 +413,6 @@ START_TEST(eviction_in_a_large_full_table_frees_a_slice_of_the_oldest)
 }
 END_TEST
 
-/* A full table whose entries are all in flight refuses without a scan
- * (nothing finished to look for), and takes one once an entry finishes. */
-START_TEST(full_of_uploads_in_flight_then_one_finishes)
-{
-    table = new_table(1000);
-    for (uint32_t n = 0; n < 1000; ++n)
-        ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
-    ck_assert_int_eq(begin(table, 1000, 1, 1000, 0), PROGRESS_BEGIN_FULL);
-    ck_assert_int_eq(finish(table, 500, 500, PROGRESS_DONE, 200, 7), 1);
-    ck_assert_int_eq(begin(table, 1000, 1, 1000, 0), PROGRESS_BEGIN_OK);
-    ck_assert_int_eq(get(table, 500, 0).state, PROGRESS_STARTING);
-    ck_assert_int_eq(begin(table, 1001, 1, 1001, 0), PROGRESS_BEGIN_FULL);
-}
-END_TEST
-
 /* --- one table in shared memory, several processes ------------------- */
 
 static progress_table *new_shared_table(uint32_t max_entries, size_t *bytes)
@@ -587,7 +572,6 @@ static Suite *table_suite(void)
     tcase_add_test(tc, sweep_waits_for_the_soonest_expiry_even_a_new_one);
     tcase_add_test(tc, a_sweep_call_frees_at_most_half_its_budget);
     tcase_add_test(tc, eviction_in_a_large_full_table_frees_a_slice_of_the_oldest);
-    tcase_add_test(tc, full_of_uploads_in_flight_then_one_finishes);
     suite_add_tcase(s, tc);
     tc = tcase_create("shared");
     tcase_set_timeout(tc, 120);
