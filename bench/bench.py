@@ -557,11 +557,11 @@ def scale(cfg, root, backend, table):
                   "entries; target <= 128" % (rss0 / 1024.0, sizes[-1])))
 
 
-def expiry_stall(cfg, root, backend, table):
-    """5: worst poll latency while a burst of entries expires together,
-    against the worst in a quiet window just before (same server)."""
-    timeout = 4
-    with Lighttpd(root, cfg.module, backend=backend, remove_timeout=timeout,
+def burst_then_poll(cfg, root, backend, remove_timeout):
+    """Uploads for one second, then polls their ids in two windows: one that
+    ends before any could expire, then 4 s in which, with remove_timeout 4,
+    they all expire and are swept.  Returns (uploads, seconds, window 2)."""
+    with Lighttpd(root, cfg.module, backend=backend, remove_timeout=remove_timeout,
                   max_entries=4 << 20) as srv:
         t0 = time.monotonic()
         res = wrk(srv.url("/upload"), 1, conns=128, script="populate.lua",
@@ -569,15 +569,24 @@ def expiry_stall(cfg, root, backend, table):
         burst = time.monotonic() - t0
         poll = lambda secs: wrk(srv.url("/progress"), secs, conns=1,
                                 script="poll.lua", args=(res["requests"],))
-        # finished in second f, an entry is swept from second f+timeout+1 on:
-        # no earlier than t0+timeout, so the first window sees no expiry
-        quiet = poll(timeout - 2)
-        expiring = poll(4)
+        poll(2)
+        return res["requests"], burst, poll(4)
+
+
+def expiry_stall(cfg, root, backend, table):
+    """5: worst poll latency in the seconds a burst of entries expires
+    together, against the same windows on a server whose entries do not
+    expire (the machine's own noise)."""
+    # finished in second f, an entry is swept from second f+4+1 on: not
+    # before the first window (t0+1 .. t0+3) ends, and within the second
+    n, burst, expiring = burst_then_poll(cfg, root, backend, 4)
+    _, _, control = burst_then_poll(cfg, root, backend, 86400)
     table.append(("5 worst poll while entries expire",
                   "%.2f ms" % expiring["max"],
                   "%d entries finished within %.1f s expire together; p99 %.3f ms; "
-                  "quiet window before: worst %.2f ms, p99 %.3f ms; target < 5 ms"
-                  % (res["requests"], burst, expiring["p99"], quiet["max"], quiet["p99"])))
+                  "same window, nothing expiring: worst %.2f ms, p99 %.3f ms; "
+                  "target < 5 ms" % (n, burst, expiring["p99"], control["max"],
+                                     control["p99"])))
 
 
 def freshness(cfg, root, sink, table):
