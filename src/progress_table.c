@@ -8,6 +8,10 @@
 #include <string.h>
 
 enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
+/* Slots per group (a page of them) whose entries are counted, so that the
+ * sweep passes over a group without entries without reading it: a page of
+ * a shared mapping that nothing has touched would be allocated by a read. */
+enum { GROUP = 64 };
 
 /* One entry, one cache line. */
 struct slot {
@@ -47,10 +51,22 @@ static uint32_t slots_for(uint32_t max_entries)
     return max_entries + max_entries / 4 + 1;
 }
 
+static uint32_t groups_for(uint32_t nslots)
+{
+    return (nslots + GROUP - 1) / GROUP;
+}
+
 size_t progress_table_bytes(uint32_t max_entries)
 {
-    return sizeof(struct progress_table)
-         + (size_t)slots_for(max_entries) * sizeof(struct slot);
+    const uint32_t nslots = slots_for(max_entries);
+    return sizeof(struct progress_table) + (size_t)nslots * sizeof(struct slot)
+         + groups_for(nslots);
+}
+
+/* Entries in each group of slots: one byte a group, after the slots. */
+static uint8_t *group_entries(progress_table *t)
+{
+    return (uint8_t *)(t->slots + t->nslots);
 }
 
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
@@ -197,6 +213,7 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
         }
     }
     memset(&t->slots[i], 0, sizeof t->slots[i]);
+    --group_entries(t)[i / GROUP];
     --t->count;
     return looked;
 }
@@ -235,6 +252,7 @@ progress_begin_result progress_table_begin(progress_table *t,
     } else {
         if (!found) {
             i = probe(t, id, home, &found); /* eviction may have moved slots */
+            ++group_entries(t)[i / GROUP];
             ++t->count;
         }
         struct slot * const s = &t->slots[i];
@@ -314,20 +332,25 @@ static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
     uint32_t freed = 0;
     for (uint32_t work = 0; work < budget && now > t->next_expiry; ++work) {
         const uint32_t i = t->sweep_cursor;
-        const struct slot * const s = &t->slots[i];
-        /* a removal may shift another entry into slot i: look again */
-        while (s->state != SLOT_FREE && slot_expired(s, now)) {
-            work += remove_at(t, i);
-            ++freed;
+        uint32_t done_down_to = i;
+        if (group_entries(t)[i / GROUP] == 0) {
+            done_down_to = i - i % GROUP;   /* nothing there: skip, unread */
+        } else {
+            const struct slot * const s = &t->slots[i];
+            /* a removal may shift another entry into slot i: look again */
+            while (s->state != SLOT_FREE && slot_expired(s, now)) {
+                work += remove_at(t, i);
+                ++freed;
+            }
+            if (s->state != SLOT_FREE && s->expires != 0 && s->expires < t->pass_min)
+                t->pass_min = s->expires;
         }
-        if (s->state != SLOT_FREE && s->expires != 0 && s->expires < t->pass_min)
-            t->pass_min = s->expires;
-        if (i == 0) {
+        if (done_down_to == 0) {
             t->next_expiry = t->pass_min;
             t->pass_min = INT64_MAX;
             t->sweep_cursor = t->nslots - 1;
         } else {
-            t->sweep_cursor = i - 1;
+            t->sweep_cursor = done_down_to - 1;
         }
     }
     return freed;

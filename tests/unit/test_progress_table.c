@@ -551,6 +551,30 @@ START_TEST(a_process_killed_at_any_moment_blocks_nobody)
 }
 END_TEST
 
+/* In a shared mapping a read of an untouched page allocates it: sweeping
+ * a large, nearly empty table must not make the whole table resident. */
+START_TEST(a_sweep_reads_no_group_of_slots_without_entries)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(1u << 20, &bytes);   /* 80 MiB */
+    ck_assert_int_eq(begin(t, 1, 1, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(t, 1, 1, PROGRESS_DONE, 200, 5), 1);
+    ck_assert_uint_eq(progress_table_sweep(t, 6, UINT32_MAX), 1);
+    const long page = sysconf(_SC_PAGESIZE);
+    const size_t pages = (bytes + (size_t)page - 1) / (size_t)page;
+    unsigned char *resident = malloc(pages);
+    ck_assert_ptr_nonnull(resident);
+    ck_assert_int_eq(mincore(t, bytes, resident), 0);
+    size_t n = 0;
+    for (size_t k = 0; k < pages; ++k) n += resident[k] & 1;
+    free(resident);
+    /* the header, the entry's page, the per-group counts (20 KiB) */
+    ck_assert_uint_lt(n, 16);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("progress_table");
@@ -578,6 +602,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, several_processes_share_one_table);
     tcase_add_test(tc, one_id_is_in_flight_in_one_process_at_a_time);
     tcase_add_test(tc, a_process_killed_at_any_moment_blocks_nobody);
+    tcase_add_test(tc, a_sweep_reads_no_group_of_slots_without_entries);
     suite_add_tcase(s, tc);
     return s;
 }
