@@ -32,8 +32,9 @@
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
 #define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
-/* Slots the once-a-second sweep looks at: ~4 MiB of memory at most, well
- * under a millisecond, so the event loop never stalls on a large table. */
+/* Work of the once-a-second sweep (slots looked at or shifted): ~4 MiB of
+ * memory at most, a few milliseconds at worst (doc/benchmarks.md), so the
+ * event loop never stalls on a large table. */
 #define UPLOADPROGRESS_SWEEP_BUDGET 65536
 /* owner_ref of an entry recorded for a request that was never tracked */
 #define UPLOADPROGRESS_REF_NONE UINT32_MAX

@@ -8,6 +8,10 @@
 #include <string.h>
 
 enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
+/* Slots per group (a page of them) whose entries are counted, so that the
+ * sweep passes over a group without entries without reading it: a page of
+ * a shared mapping that nothing has touched would be allocated by a read. */
+enum { GROUP = 64 };
 
 /* One entry, one cache line. */
 struct slot {
@@ -33,6 +37,12 @@ struct progress_table {
     uint32_t nslots;     /* > max_entries, so every probe meets a free slot */
     uint32_t count;
     uint32_t sweep_cursor;
+    /* No finished entry expires before next_expiry (INT64_MAX: none is
+     * held), so the sweep skips while now <= next_expiry.  pass_min
+     * gathers the same bound over the sweep's current pass through the
+     * table; it becomes next_expiry when the pass ends. */
+    int64_t next_expiry;
+    int64_t pass_min;
     struct slot slots[];
 };
 
@@ -42,10 +52,22 @@ static uint32_t slots_for(uint32_t max_entries)
     return max_entries + max_entries / 4 + 1;
 }
 
+static uint32_t groups_for(uint32_t nslots)
+{
+    return (nslots + GROUP - 1) / GROUP;
+}
+
 size_t progress_table_bytes(uint32_t max_entries)
 {
-    return sizeof(struct progress_table)
-         + (size_t)slots_for(max_entries) * sizeof(struct slot);
+    const uint32_t nslots = slots_for(max_entries);
+    return sizeof(struct progress_table) + (size_t)nslots * sizeof(struct slot)
+         + groups_for(nslots);
+}
+
+/* Entries in each group of slots: one byte a group, after the slots. */
+static uint8_t *group_entries(progress_table *t)
+{
+    return (uint8_t *)(t->slots + t->nslots);
 }
 
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
@@ -62,6 +84,7 @@ progress_table *progress_table_init(void *mem, uint32_t max_entries,
     memcpy(t->key, key, sizeof t->key);
     t->max_entries = max_entries;
     t->nslots = slots_for(max_entries);
+    t->next_expiry = t->pass_min = INT64_MAX;
     return t;
 }
 
@@ -160,55 +183,57 @@ static int slot_owned_by(const struct slot *s, int32_t pid, uint32_t ref)
     return slot_in_flight(s) && s->owner_pid == pid && s->owner_ref == ref;
 }
 
-/* Empties slot i and shifts later members of its probe run back, so every
- * entry stays reachable from its home slot without tombstones. */
-static void remove_at(progress_table *t, uint32_t i)
+/* A finished entry with this expiry is (still) in the table; one with
+ * expiry 0 never expires, so it bounds nothing. */
+static void note_expiry(progress_table *t, int64_t expires)
 {
-    uint32_t j = i;
+    if (expires == 0) return;
+    if (expires < t->next_expiry) t->next_expiry = expires;
+    if (expires < t->pass_min) t->pass_min = expires;
+}
+
+/* Empties slot i and shifts later members of its probe run back, so every
+ * entry stays reachable from its home slot without tombstones.  Returns
+ * the slots it looked at, for the sweep's budget. */
+static uint32_t remove_at(progress_table *t, uint32_t i)
+{
+    uint32_t j = i, looked = 1;
     for (;;) {
         j = next_slot(t, j);
+        ++looked;
         const struct slot *s = &t->slots[j];
         if (s->state == SLOT_FREE) break;
         const uint32_t k = s->home;
         /* the entry at j stays if its home lies cyclically in (i, j] */
         const int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
+            /* it may move to a slot the sweep's pass has been past */
+            note_expiry(t, s->expires);
             t->slots[i] = *s;
             i = j;
         }
     }
     memset(&t->slots[i], 0, sizeof t->slots[i]);
+    --group_entries(t)[i / GROUP];
     --t->count;
+    return looked;
 }
 
-/* The earliest expiry second among finished entries, or INT64_MAX when
- * every entry is in flight. */
-static int64_t earliest_expiry(const progress_table *t)
-{
-    int64_t earliest = INT64_MAX;
-    for (uint32_t i = 0; i < t->nslots; ++i) {
-        const struct slot *s = &t->slots[i];
-        if (s->state != SLOT_FREE && !slot_in_flight(s) && s->expires < earliest)
-            earliest = s->expires;
-    }
-    return earliest;
-}
+static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget);
 
-/* Makes room in a full table: frees every finished entry of the earliest
- * expiry second, the oldest ones when all share one remove-timeout.  Two
- * scans of the table, but they free a whole second's worth of entries, so
- * a table kept full costs little per upload.  Returns 0 if every entry is
- * in flight. */
+/* Makes room in a full table: frees finished entries of the earliest
+ * expiry second (the oldest ones when all share one remove-timeout), by
+ * sweeping as if that second had passed, a slice at a time until one is
+ * freed.  Such entries are spread over the table, so a slice or a few
+ * usually do: no stall on a huge table.  Returns 0 if every entry is in
+ * flight (found at once, with nothing finished). */
 static int evict_oldest(progress_table *t)
 {
-    const int64_t earliest = earliest_expiry(t);
-    if (earliest == INT64_MAX) return 0;
-    for (uint32_t i = 0; i < t->nslots; ++i) {
-        const struct slot *s = &t->slots[i];
-        while (s->state != SLOT_FREE && !slot_in_flight(s) && s->expires == earliest)
-            remove_at(t, i); /* slot i may now hold a shifted entry: look again */
+    enum { EVICT_BUDGET = 4096 };
+    while (t->next_expiry != INT64_MAX) {
+        if (sweep_slice(t, t->next_expiry + 1, EVICT_BUDGET) > 0) return 1;
     }
-    return 1;
+    return 0;
 }
 
 progress_begin_result progress_table_begin(progress_table *t,
@@ -228,6 +253,7 @@ progress_begin_result progress_table_begin(progress_table *t,
     } else {
         if (!found) {
             i = probe(t, id, home, &found); /* eviction may have moved slots */
+            ++group_entries(t)[i / GROUP];
             ++t->count;
         }
         struct slot * const s = &t->slots[i];
@@ -288,6 +314,7 @@ int progress_table_finish(progress_table *t, const progress_id *id,
         s->size = fin->size;
         s->received = fin->received;
         s->expires = expires;
+        note_expiry(t, expires);
         finished = 1;
     }
     table_unlock(t);
@@ -316,19 +343,44 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
     return found;
 }
 
-uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget)
+/* Walks the table backwards from the cursor: the slots after it are then
+ * ones the walk has been past, so freeing a run of expired entries shifts
+ * nothing (each removal meets a free slot next), where walking forwards
+ * would shift the rest of the run back once per entry freed.  A pass
+ * through the whole table makes next_expiry exact again. */
+static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
 {
     uint32_t freed = 0;
-    table_lock(t);
-    for (uint32_t n = 0; n < budget && t->count > 0; ++n) {
+    for (uint32_t work = 0; work < budget && now > t->next_expiry; ++work) {
         const uint32_t i = t->sweep_cursor;
-        /* a removal shifts the next entry of the run into slot i: look again */
-        while (t->slots[i].state != SLOT_FREE && slot_expired(&t->slots[i], now)) {
-            remove_at(t, i);
-            ++freed;
+        uint32_t done_down_to = i;
+        if (group_entries(t)[i / GROUP] == 0) {
+            done_down_to = i - i % GROUP;   /* nothing there: skip, unread */
+        } else {
+            const struct slot * const s = &t->slots[i];
+            /* a removal may shift another entry into slot i: look again */
+            while (s->state != SLOT_FREE && slot_expired(s, now)) {
+                work += remove_at(t, i);
+                ++freed;
+            }
+            if (s->state != SLOT_FREE && s->expires != 0 && s->expires < t->pass_min)
+                t->pass_min = s->expires;
         }
-        t->sweep_cursor = next_slot(t, i);
+        if (done_down_to == 0) {
+            t->next_expiry = t->pass_min;
+            t->pass_min = INT64_MAX;
+            t->sweep_cursor = t->nslots - 1;
+        } else {
+            t->sweep_cursor = done_down_to - 1;
+        }
     }
+    return freed;
+}
+
+uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget)
+{
+    table_lock(t);
+    const uint32_t freed = sweep_slice(t, now, budget);
     table_unlock(t);
     return freed;
 }
@@ -344,6 +396,7 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
             s->state = PROGRESS_ERROR;
             s->status = (uint16_t)status;
             s->expires = expires;
+            note_expiry(t, expires);
             ++failed;
         }
     }

@@ -59,8 +59,8 @@ progress_table *progress_table_init(void *mem, uint32_t max_entries,
 void progress_table_destroy(progress_table *t);
 
 /* Starts an entry in flight for id.  A finished entry with the same id is
- * taken over.  When the table is full, the finished entries that expire
- * first (all of that second) are evicted to make room. */
+ * taken over.  When the table is full, finished entries of the earliest
+ * expiry second are evicted to make room (a bounded slice of them). */
 progress_begin_result progress_table_begin(progress_table *t,
                                            const progress_id *id,
                                            int64_t size, int32_t owner_pid,
@@ -86,10 +86,12 @@ int progress_table_finish(progress_table *t, const progress_id *id,
 int progress_table_lookup(progress_table *t, const progress_id *id,
                           int64_t now, progress_snapshot *out);
 
-/* Frees the slots of entries expired at now, moving past no more than
- * `budget` slots per call (a cursor carries on from there next time), so
- * a huge table never stalls the caller; a budget of progress_table_slots()
- * covers the whole table.  Returns how many were freed. */
+/* Frees the slots of entries expired at now, doing no more than `budget`
+ * slots' worth of work per call (a slot looked at, or one looked at while
+ * closing the gap a freed entry leaves), so a huge table never stalls the
+ * caller; a cursor carries on from there next time.  Costs nothing until
+ * the soonest expiry second of the finished entries has passed.  A budget
+ * of UINT32_MAX frees every expired entry.  Returns how many were freed. */
 uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget);
 
 /* Ends every entry in flight of a process that is gone (a worker that
@@ -101,7 +103,7 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
 /* Entries held, expired ones not yet swept included. */
 uint32_t progress_table_count(progress_table *t);
 
-/* Slots in the table: the most a sweep call needs to look at. */
+/* Slots in the table (max_entries / 0.8). */
 uint32_t progress_table_slots(const progress_table *t);
 
 #endif

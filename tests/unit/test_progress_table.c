@@ -342,7 +342,7 @@ START_TEST(many_entries_all_found_after_partial_sweeps)
     while (progress_table_sweep(table, 2, 4096) > 0 || 0)
         ;
     for (uint32_t round = 0; round < 3; ++round)
-        progress_table_sweep(table, 2, progress_table_slots(table));
+        progress_table_sweep(table, 2, UINT32_MAX);
     uint32_t left = 0;
     for (uint32_t n = 0; n < N; ++n) {
         const progress_snapshot s = get(table, n, 0);
@@ -427,6 +427,72 @@ START_TEST(matches_a_simple_model_under_random_operations)
 }
 END_TEST
 
+/* The sweep costs nothing until some entry can have expired; an entry
+ * that finishes with an earlier expiry than all others is still swept. */
+START_TEST(sweep_waits_for_the_soonest_expiry_even_a_new_one)
+{
+    table = new_table(100);
+    for (uint32_t n = 0; n < 50; ++n) {
+        ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
+        ck_assert_int_eq(finish(table, n, n, PROGRESS_DONE, 200, 1000), 1);
+    }
+    ck_assert_uint_eq(progress_table_sweep(table, 5, UINT32_MAX), 0);
+    ck_assert_int_eq(begin(table, 50, 1, 50, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 50, 50, PROGRESS_DONE, 200, 3), 1);
+    ck_assert_uint_eq(progress_table_sweep(table, 3, UINT32_MAX), 0);
+    ck_assert_uint_eq(progress_table_sweep(table, 4, UINT32_MAX), 1);
+    ck_assert_int_eq(get(table, 50, 0).state, PROGRESS_STARTING);
+    ck_assert_uint_eq(progress_table_sweep(table, 1000, UINT32_MAX), 0);
+    ck_assert_uint_eq(progress_table_sweep(table, 1001, UINT32_MAX), 50);
+    ck_assert_uint_eq(progress_table_count(table), 0);
+}
+END_TEST
+
+/* Entries expiring together in long probe runs: each call does bounded
+ * work (a freed entry costs at least two slots' worth), and small calls
+ * free them all, leaving the others findable. */
+START_TEST(a_sweep_call_frees_at_most_half_its_budget)
+{
+    enum { N = 20000 };
+    table = new_table(N);
+    for (uint32_t n = 0; n < N; ++n) {
+        ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
+        ck_assert_int_eq(finish(table, n, n, PROGRESS_DONE, 200, n % 4 ? 10 : 20), 1);
+    }
+    uint32_t freed = 0, calls = 0;
+    while (progress_table_count(table) > N / 4) {
+        const uint32_t f = progress_table_sweep(table, 11, 64);
+        ck_assert_uint_le(f, 32);
+        freed += f;
+        ck_assert_uint_lt(++calls, 10 * N);
+    }
+    ck_assert_uint_eq(freed, N - N / 4);
+    for (uint32_t n = 0; n < N; n += 4)
+        ck_assert_int_eq(get(table, n, 11).state, PROGRESS_DONE);
+}
+END_TEST
+
+/* A full, large table evicts a slice of the entries of the earliest
+ * expiry second, not every one of them in one long scan. */
+START_TEST(eviction_in_a_large_full_table_frees_a_slice_of_the_oldest)
+{
+    enum { N = 100000, SECONDS = 50 };
+    table = new_table(N);
+    for (uint32_t n = 0; n < N; ++n) {
+        ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
+        ck_assert_int_eq(finish(table, n, n, PROGRESS_DONE, 200, 100 + n % SECONDS), 1);
+    }
+    ck_assert_int_eq(begin(table, N, 1, N, 0), PROGRESS_BEGIN_OK);
+    const uint32_t evicted = N + 1 - progress_table_count(table);
+    ck_assert_uint_ge(evicted, 1);
+    ck_assert_uint_lt(evicted, N / SECONDS);
+    for (uint32_t n = 0; n < N; ++n)
+        if (n % SECONDS != 0)
+            ck_assert_int_eq(get(table, n, 0).state, PROGRESS_DONE);
+    ck_assert_int_eq(get(table, N, 0).state, PROGRESS_UPLOADING);
+}
+END_TEST
+
 /* --- one table in shared memory, several processes ------------------- */
 
 static progress_table *new_shared_table(uint32_t max_entries, size_t *bytes)
@@ -490,7 +556,7 @@ START_TEST(several_processes_share_one_table)
         ck_assert_int_eq(s.state, PROGRESS_DONE);
         ck_assert_int_eq(s.received, 1000);
     }
-    ck_assert_uint_eq(progress_table_sweep(t, 101, progress_table_slots(t)), WORKERS * PER_WORKER);
+    ck_assert_uint_eq(progress_table_sweep(t, 101, UINT32_MAX), WORKERS * PER_WORKER);
     progress_table_destroy(t);
     munmap(t, bytes);
 }
@@ -555,11 +621,35 @@ START_TEST(a_process_killed_at_any_moment_blocks_nobody)
         /* the table still answers (the test's timeout catches a hang) */
         get(t, (uint32_t)round, 0);
         progress_table_fail_owner(t, (int32_t)child, 500, 0);
-        progress_table_sweep(t, 10, progress_table_slots(t));
+        progress_table_sweep(t, 10, UINT32_MAX);
     }
     /* nothing of the dead is left in flight */
     for (uint32_t n = 0; n < 300; ++n)
         ck_assert_int_ne(get(t, n, 0).state, PROGRESS_UPLOADING);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+}
+END_TEST
+
+/* In a shared mapping a read of an untouched page allocates it: sweeping
+ * a large, nearly empty table must not make the whole table resident. */
+START_TEST(a_sweep_reads_no_group_of_slots_without_entries)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(1u << 20, &bytes);   /* 80 MiB */
+    ck_assert_int_eq(begin(t, 1, 1, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(t, 1, 1, PROGRESS_DONE, 200, 5), 1);
+    ck_assert_uint_eq(progress_table_sweep(t, 6, UINT32_MAX), 1);
+    const long page = sysconf(_SC_PAGESIZE);
+    const size_t pages = (bytes + (size_t)page - 1) / (size_t)page;
+    unsigned char *resident = malloc(pages);
+    ck_assert_ptr_nonnull(resident);
+    ck_assert_int_eq(mincore(t, bytes, resident), 0);
+    size_t n = 0;
+    for (size_t k = 0; k < pages; ++k) n += resident[k] & 1;
+    free(resident);
+    /* the header, the entry's page, the per-group counts (20 KiB) */
+    ck_assert_uint_lt(n, 16);
     progress_table_destroy(t);
     munmap(t, bytes);
 }
@@ -587,12 +677,16 @@ static Suite *table_suite(void)
     tcase_add_test(tc, a_dead_owners_uploads_become_errors);
     tcase_add_test(tc, many_entries_all_found_after_partial_sweeps);
     tcase_add_test(tc, matches_a_simple_model_under_random_operations);
+    tcase_add_test(tc, sweep_waits_for_the_soonest_expiry_even_a_new_one);
+    tcase_add_test(tc, a_sweep_call_frees_at_most_half_its_budget);
+    tcase_add_test(tc, eviction_in_a_large_full_table_frees_a_slice_of_the_oldest);
     suite_add_tcase(s, tc);
     tc = tcase_create("shared");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, several_processes_share_one_table);
     tcase_add_test(tc, one_id_is_in_flight_in_one_process_at_a_time);
     tcase_add_test(tc, a_process_killed_at_any_moment_blocks_nobody);
+    tcase_add_test(tc, a_sweep_reads_no_group_of_slots_without_entries);
     suite_add_tcase(s, tc);
     return s;
 }
