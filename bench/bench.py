@@ -167,6 +167,7 @@ class Lighttpd(Server):
             'server.upload-dirs = ( "%s" )' % self.dir,
             "server.max-worker = %d" % workers,
             "server.max-connections = 4096", "server.max-fds = 8192",
+            "server.max-keep-alive-requests = 1000000",   # as nginx's keepalive_requests
             "server.stream-request-body = %d" % stream,
             "server.modules = ( %s )" % ", ".join('"%s"' % m for m in names),
             'mimetype.assign = ( ".json" => "application/json" )',
@@ -715,9 +716,17 @@ def module_instructions(path):
             after_calls = True
         elif after_calls:
             after_calls = False
-            if callee.startswith("mod_uploadprogress_") and not fn.startswith("mod_uploadprogress_"):
+            if (callee.startswith("mod_uploadprogress_") and callee != "mod_uploadprogress_trigger"
+                    and not fn.startswith("mod_uploadprogress_")):
                 total += int(line.split()[1])
     return total
+
+
+def recv_some(sock):
+    data = sock.recv(65536)
+    if not data:
+        raise RuntimeError("the server closed a keep-alive connection")
+    return data
 
 
 def keepalive_gets(port, path, n):
@@ -729,13 +738,13 @@ def keepalive_gets(port, path, n):
         for _ in range(n):
             s.sendall(request)
             while b"\r\n\r\n" not in pending:
-                pending += s.recv(65536)
+                pending += recv_some(s)
             head, _, pending = pending.partition(b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError("GET %s answered %r" % (path, head[:80]))
             length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
             while len(pending) < length:
-                pending += s.recv(65536)
+                pending += recv_some(s)
             pending = pending[length:]
 
 
@@ -800,15 +809,17 @@ def instructions(cfg, root, sink, backend, table):
             r["untracked_module"] = module_instructions(cg.last)
         rows.append(r)
     sys_calls = {}
-    with Lighttpd(root, cfg.module, backend=sink.port) as srv, SlowUpload(srv.port, ID) as up:
-        up.send_piece()
-        wait_uploading(srv.port, ID)
-        sys_calls["poll"] = syscalls_per_request(srv, "/progress?X-Progress-ID=" + ID, n)
-    for key, module in (("static", False), ("static_module", True)):
-        with Lighttpd(root, cfg.module, with_module=module) as srv:
-            sys_calls[key] = syscalls_per_request(srv, "/tiny.json", n)
-            if not module:
-                user = user_share(srv, srv.url("/tiny.json"), max(2, cfg.seconds))
+    if os.access(STRACE, os.X_OK):   # not in scripts/setup-deps: optional
+        with Lighttpd(root, cfg.module, backend=sink.port) as srv, \
+             SlowUpload(srv.port, ID) as up:
+            up.send_piece()
+            wait_uploading(srv.port, ID)
+            sys_calls["poll"] = syscalls_per_request(srv, "/progress?X-Progress-ID=" + ID, n)
+        for key, module in (("static", False), ("static_module", True)):
+            with Lighttpd(root, cfg.module, with_module=module) as srv:
+                sys_calls[key] = syscalls_per_request(srv, "/tiny.json", n)
+    with Lighttpd(root, cfg.module, with_module=False) as srv:
+        user = user_share(srv, srv.url("/tiny.json"), max(2, cfg.seconds))
     sweep = sweep_instructions(cfg, root, backend)
     first = rows[0]
     spread = lambda key: (" (runs: %s)" % ", ".join("%.0f" % r[key] for r in rows)
@@ -837,9 +848,10 @@ def instructions(cfg, root, sink, backend, table):
                      " (runs: %s)" % ", ".join("%.0f" % r["tracked_module"] for r in rows)
                      if len(rows) > 1 else "",
                      1 + extra / (first["untracked"] * 1024.0))))
-    table.append(("I system calls per request (strace -c)", "%.2f" % sys_calls["poll"],
-                  "poll; lighttpd tiny.json %.2f without the module, %.2f with it"
-                  % (sys_calls["static"], sys_calls["static_module"])))
+    if sys_calls:
+        table.append(("I system calls per request (strace -c)", "%.2f" % sys_calls["poll"],
+                      "poll; lighttpd tiny.json %.2f without the module, %.2f with it"
+                      % (sys_calls["static"], sys_calls["static_module"])))
     table.append(sweep)
 
 
