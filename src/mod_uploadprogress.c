@@ -178,12 +178,19 @@ static void mod_uploadprogress_merge_config(plugin_config * const pconf, const c
     } while ((++cpv)->k_id != -1);
 }
 
-static void mod_uploadprogress_patch_config(request_st * const r, plugin_data * const p) {
-    p->conf = p->defaults; /* copy small struct instead of memcpy() */
+__attribute_noinline__
+static void mod_uploadprogress_patch_conditions(request_st * const r, plugin_data * const p) {
     for (int i = 1, used = p->nconfig; i < used; ++i) {
         if (config_check_cond(r, (uint32_t)p->cvlist[i].k_id))
             mod_uploadprogress_merge_config(&p->conf, p->cvlist + p->cvlist[i].v.u2[0]);
     }
+}
+
+/* Runs for every request: without conditional settings it is one copy. */
+static void mod_uploadprogress_patch_config(request_st * const r, plugin_data * const p) {
+    p->conf = p->defaults; /* copy small struct instead of memcpy() */
+    if (p->nconfig > 1)
+        mod_uploadprogress_patch_conditions(r, p);
 }
 
 __attribute_cold__
@@ -404,6 +411,7 @@ static void log_table_full(request_st * const r, plugin_data * const p, const ch
       "served but not tracked", p->max_entries, idhex);
 }
 
+__attribute_noinline__ /* keeps the uri handler's common path short */
 static void mod_uploadprogress_track(request_st * const r, plugin_data * const p) {
     progress_id id;
     char idhex[PROGRESS_ID_HEX_LEN + 1];
@@ -649,7 +657,9 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url) return HANDLER_GO_ON;
 
-    if (buffer_is_equal(p->conf.progress_url, &r->uri.path))
+    /* lengths first: most paths differ in length, and the call costs more */
+    if (buffer_clen(p->conf.progress_url) == buffer_clen(&r->uri.path)
+        && buffer_is_equal(p->conf.progress_url, &r->uri.path))
         return mod_uploadprogress_poll(r, p);
 
     /* uri_clean runs again after a rewrite: track once */

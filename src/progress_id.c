@@ -2,12 +2,16 @@
 
 #include <string.h>
 
+/* A digit's value, or -1: one load per digit of the 32 in a poll's id. */
 static int hex_digit_value(unsigned char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20; /* fold to lower case; leaves digits and non-letters apart */
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
+    static const signed char values[256] = {
+        ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5,
+        ['5'] = 6, ['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10,
+        ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+        ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+    };
+    return values[c] - 1;   /* stored plus one: 0 marks a non-digit */
 }
 
 /* Reads 2 * n hex digits from s into bytes; returns 0, or -1 on a non-digit. */
@@ -50,6 +54,7 @@ static int names_equal_nocase(const char *a, size_t alen, const char *b, size_t 
     if (alen != blen) return 0;
     for (size_t i = 0; i < alen; ++i) {
         unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x == y) continue;
         if (x >= 'A' && x <= 'Z') x |= 0x20;
         if (y >= 'A' && y <= 'Z') y |= 0x20;
         if (x != y) return 0;

@@ -14,17 +14,32 @@ static void put_str(out *o, const char *s, size_t len)
 
 #define PUT_LITERAL(o, s) put_str((o), (s), sizeof(s) - 1)
 
+/* Two digits per division: a poll writes four numbers of up to 13 digits. */
 static void put_int(out *o, int64_t v)
 {
+    static const char pairs[] =
+        "0001020304050607080910111213141516171819"
+        "2021222324252627282930313233343536373839"
+        "4041424344454647484950515253545556575859"
+        "6061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
     char digits[20];
-    size_t n = 0;
+    char *d = digits + sizeof digits;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        digits[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        const unsigned int two = (unsigned int)(u % 100);
+        u /= 100;
+        d -= 2;
+        memcpy(d, pairs + 2 * two, 2);
+    }
+    if (u >= 10) {
+        d -= 2;
+        memcpy(d, pairs + 2 * u, 2);
+    } else {
+        *--d = (char)('0' + u);
+    }
     if (v < 0) *o->p++ = '-';
-    while (n) *o->p++ = digits[--n];
+    put_str(o, d, (size_t)(digits + sizeof digits - d));
 }
 
 /* <name>value</name> for a known (non-negative) value */
