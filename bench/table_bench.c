@@ -118,7 +118,7 @@ static void bench_evict(uint32_t n)
 int main(int argc, char **argv)
 {
     const uint32_t n = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 1000000;
-    const uint32_t budget = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 65536;
+    const uint32_t budget = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 8192;
     const char * const parts = argc > 3 ? argv[3] : "lse";
     if (n < 10) {
         fprintf(stderr, "usage: table_bench [ENTRIES>=10 [BUDGET [PARTS]]]\n");
