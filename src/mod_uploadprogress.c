@@ -77,6 +77,13 @@ static int request_client_gone(const request_st * const r)
         || CON_STATE_ERROR == r->con->request.state;
 }
 
+/* Whether the whole body, of a known length, has been read. */
+static int request_body_complete(const request_st * const r)
+{
+    const off_t size = request_body_length(r);
+    return size >= 0 && request_body_received(r) == size;
+}
+
 /* Whether lighttpd keeps the connection after this request; it stops
  * keeping it when it drops a body that had not all arrived. */
 static int request_keeps_connection(const request_st * const r)
@@ -478,7 +485,7 @@ static progress_snapshot upload_outcome(const request_st * const r, const plugin
     const off_t size = request_body_length(r);
     if (0 == size && 0 != ctx->size)
         return dropped_body_outcome(r, p, ctx);
-    const int complete = size >= 0 && received == size;
+    const int complete = request_body_complete(r);
     /* (a backend's cleanup may have set a 500 for a client gone mid-body) */
     if (r->http_status >= 400 && (complete || !request_client_gone(r)))
         return (progress_snapshot){ .state = PROGRESS_ERROR,
@@ -565,9 +572,7 @@ REQUEST_FUNC(mod_uploadprogress_response_start) {
     if (&untracked_upload == ctx)
         return HANDLER_GO_ON;
     if (NULL != ctx) {
-        const off_t size = request_body_length(r);
-        if (r->http_status >= 400
-            || (size >= 0 && request_body_received(r) == size))
+        if (r->http_status >= 400 || request_body_complete(r))
             end_upload(r, p, ctx);
     } else if (r->http_status >= 400 && request_is_upload(r)
                && !request_error_handled(r)) {
