@@ -131,16 +131,22 @@ START_TEST(speed_is_unknown_until_a_whole_second_is_measured)
 }
 END_TEST
 
+/* An owner that publishes several times a second: base as the glue keeps it. */
+static void publish_at(int64_t received, int64_t base, int64_t now)
+{
+    const progress_id id = make_id(1);
+    progress_table_update(table, &id, OWNER, 7, received, 1000000, base, now);
+}
+
 START_TEST(speed_is_the_same_when_published_several_times_a_second)
 {
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000000, 7, 0), PROGRESS_BEGIN_OK);
-    const progress_id id = make_id(1);
-    progress_table_update(table, &id, OWNER, 7, 1000, 1000000, 0, 1);
-    progress_table_update(table, &id, OWNER, 7, 5000, 1000000, 1000, 1);
-    progress_table_update(table, &id, OWNER, 7, 9000, 1000000, 1000, 1);
+    publish_at(1000, 0, 1);
+    publish_at(5000, 1000, 1);
+    publish_at(9000, 1000, 1);
     ck_assert_int_eq(get(table, 1, 1).received, 9000);  /* fresh */
-    progress_table_update(table, &id, OWNER, 7, 11000, 1000000, 1000, 2);
+    publish_at(11000, 1000, 2);
     ck_assert_int_eq(get(table, 1, 2).speed, 10000);     /* from 1000 */
     ck_assert_int_eq(get(table, 1, 2).received, 11000);
 }
