@@ -44,9 +44,16 @@ static void request_wake(request_st * const r)
     joblist_append(r->con);
 }
 
-static fdevents * request_event_loop(const request_st * const r)
+static server * request_server(const request_st * const r)
 {
-    return r->con->srv->ev;
+    return r->con->srv;
+}
+
+/* Whether a graceful shutdown or restart has begun: lighttpd waits for the
+ * requests in flight, up to server.graceful-shutdown-timeout. */
+static int server_shutting_down(const server * const srv)
+{
+    return 0 != srv->graceful_expire_ts;
 }
 
 /* Queued response bytes not yet written to the client. */
@@ -97,7 +104,7 @@ struct progress_push {
     push_shared *shared;
     int worker_slot;              /* -1: none claimed (yet) */
 
-    fdevents *ev;                 /* NULL until the timer is made */
+    server *srv;                  /* NULL until the timer is made */
     fdnode *fdn;
     int timer_fd;
     int64_t armed_for_ms;         /* 0: disarmed */
@@ -140,8 +147,8 @@ void progress_push_free(progress_push * const push)
         stream_free(push, push->streams[push->nstreams - 1]);
     free(push->streams);
     if (NULL != push->fdn) {
-        fdevent_fdnode_event_del(push->ev, push->fdn);
-        fdevent_unregister(push->ev, push->fdn);
+        fdevent_fdnode_event_del(push->srv->ev, push->fdn);
+        fdevent_unregister(push->srv->ev, push->fdn);
     }
     if (push->timer_fd >= 0) close(push->timer_fd);
     free(push);
@@ -195,14 +202,14 @@ void progress_push_worker_gone(progress_push * const push, const pid_t pid)
 
 static handler_t push_on_timer(void *ctx, int revents);
 
-static int timer_ready(progress_push * const push, fdevents * const ev)
+static int timer_ready(progress_push * const push, server * const srv)
 {
     if (NULL != push->fdn) return 1;
     push->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (push->timer_fd < 0) return 0;
-    push->ev = ev;
-    push->fdn = fdevent_register(ev, push->timer_fd, push_on_timer, push);
-    fdevent_fdnode_event_set(ev, push->fdn, FDEVENT_IN);
+    push->srv = srv;
+    push->fdn = fdevent_register(srv->ev, push->timer_fd, push_on_timer, push);
+    fdevent_fdnode_event_set(srv->ev, push->fdn, FDEVENT_IN);
     return 1;
 }
 
@@ -234,7 +241,7 @@ void progress_push_uploads(progress_push * const push, server * const srv, const
     push->uploads_in_flight = in_flight;
     if (!push->config.publishes || was == publishing(push)) return;
     if (!was) {
-        if (!timer_ready(push, srv->ev)) return;
+        if (!timer_ready(push, srv)) return;
         push->next_publish_ms = monotonic_ms() + push->config.publish_ms;
     }
     timer_rearm(push);
@@ -270,15 +277,21 @@ static void stream_write(push_stream * const s, const int64_t now, const char * 
     s->last_write_ms = now;
 }
 
-/* The last event: the response ends after it, the stream goes now. */
-static void stream_end(progress_push * const push, push_stream * const s, const int64_t now, const char * const head, const size_t head_len, const char * const data, const size_t len)
+/* Ends the response with what is queued; the stream goes now. */
+static void stream_close(progress_push * const push, push_stream * const s)
 {
     request_st * const r = s->r;
-    stream_write(s, now, head, head_len, data, len);
     request_end_response(r);
     r->plugin_ctx[push->config.plugin_id] = NULL;
     stream_free(push, s);
     request_wake(r);
+}
+
+/* The last event: the response ends after it, the stream goes now. */
+static void stream_end(progress_push * const push, push_stream * const s, const int64_t now, const char * const head, const size_t head_len, const char * const data, const size_t len)
+{
+    stream_write(s, now, head, head_len, data, len);
+    stream_close(push, s);
 }
 
 static int answer_is_final(const progress_snapshot * const snap)
@@ -340,7 +353,7 @@ static void set_stream_headers(request_st * const r)
 
 int progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
 {
-    if (!timer_ready(push, request_event_loop(r))) return -1;
+    if (!timer_ready(push, request_server(r))) return -1;
     if (!count_stream_in(push)) return -1;
 
     push_stream * const s = ck_calloc(1, sizeof(*s));
@@ -396,6 +409,11 @@ static handler_t push_on_timer(void * const ctx, const int revents)
     if (publishing(push) && now >= push->next_publish_ms) {
         push->config.publish(push->config.glue);
         push->next_publish_ms = now + push->config.publish_ms;
+    }
+    if (server_shutting_down(push->srv)) {
+        /* no final event: EventSource connects again, to the next server */
+        while (push->nstreams)
+            stream_close(push, push->streams[push->nstreams - 1]);
     }
     if (push->nstreams && now >= push->next_push_ms) {
         /* from the end: a stream that ends swaps the last one into its place */
