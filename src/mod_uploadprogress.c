@@ -146,6 +146,7 @@ typedef struct {
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
     unix_time64_t table_full_logged;
+    unix_time64_t streams_full_logged;
 
     progress_push *push;          /* event streams and the worker's timer */
     progress_push_config push_config;
@@ -720,11 +721,21 @@ static void current_answer(void * const p_d, const progress_id * const id, progr
         read_live_progress(p, id, snap);
 }
 
+__attribute_cold__
+static void log_streams_full(request_st * const r, plugin_data * const p) {
+    if (p->streams_full_logged == log_monotonic_secs) return; /* once a second */
+    p->streams_full_logged = log_monotonic_secs;
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: %u event streams at once (upload-progress.max-streams); "
+      "more are refused with 503", p->push_config.max_streams);
+}
+
 /* An event stream instead of one answer (doc: "Events"). */
 static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * const p, const progress_id * const id) {
     r->handler_module = p->self;
     if (0 == progress_push_start(p->push, r, id, p->conf.remove_timeout))
         return HANDLER_FINISHED;
+    log_streams_full(r, p);
     http_header_response_set(r, HTTP_HEADER_OTHER, CONST_STR_LEN("Retry-After"),
                              CONST_STR_LEN(UPLOADPROGRESS_STREAMS_RETRY_AFTER));
     return answer_problem(r, p, 503, PROGRESS_PROBLEM_TOO_MANY_STREAMS);

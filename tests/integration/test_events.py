@@ -319,6 +319,8 @@ def test_max_streams_is_one_count_for_the_server_and_a_client_gone_frees_its_str
             assert refused.headers["retry-after"] == "5"
             assert refused.headers["content-type"] == "application/json"
             refused.close()
+        assert ("upload-progress: 3 event streams at once (upload-progress.max-streams); "
+                "more are refused with 503") in server.error_log()
         # a client that goes away frees its stream at once
         streams.pop().close()
         deadline = time.monotonic() + 10
