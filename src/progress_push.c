@@ -15,13 +15,11 @@
 
 #include "base.h"
 #include "buffer.h"
-#include "chunk.h"
 #include "fdevent.h"
-#include "http_chunk.h"
 #include "http_header.h"
-#include "log.h"
 #include "request.h"
 
+#include "lighttpd_compat.h"
 #include "progress_render.h"
 
 /* Above this many bytes of a stream still queued for its client, events
@@ -35,47 +33,6 @@
 static const char event_progress[] = "event: progress\ndata: ";
 static const char event_timeout[] = "event: timeout\ndata: ";
 static const char keepalive[] = ": keep-alive\n\n";
-
-/* --- lighttpd accessors (to move into lighttpd_compat.h) --------------- */
-
-/* Wakes r's connection so that lighttpd writes what was queued. */
-static void request_wake(request_st * const r)
-{
-    joblist_append(r->con);
-}
-
-static server * request_server(const request_st * const r)
-{
-    return r->con->srv;
-}
-
-/* Whether a graceful shutdown or restart has begun: lighttpd waits for the
- * requests in flight, up to server.graceful-shutdown-timeout. */
-static int server_shutting_down(const server * const srv)
-{
-    return 0 != srv->graceful_expire_ts;
-}
-
-/* Queued response bytes not yet written to the client. */
-static off_t request_queued(const request_st * const r)
-{
-    return chunkqueue_length(&r->write_queue);
-}
-
-/* Whether the client closed its side (HTTP/1.x): lighttpd takes a FIN for
- * a half-close and keeps writing, but an event stream's client has
- * nothing more to send, so it is gone. */
-static int request_client_closed(const request_st * const r)
-{
-    return 0 != (r->conf.stream_request_body & FDEVENT_STREAM_REQUEST_TCP_FIN);
-}
-
-/* Ends a streamed response after what is queued (HTTP/1.1: last chunk). */
-static void request_end_response(request_st * const r)
-{
-    http_chunk_close(r);
-    r->resp_body_finished = 1;
-}
 
 /* --- the count of streams, shared by all workers ----------------------- */
 
@@ -372,8 +329,7 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
     set_stream_headers(r);
     r->http_status = 200;
     r->resp_body_finished = 0;
-    /* HTTP/2 sends a stream's data before the end only when streaming */
-    r->conf.stream_response_body |= FDEVENT_STREAM_RESPONSE;
+    request_stream_response(r);
 
     const int64_t now = monotonic_ms();
     if (1 == push->nstreams) push->next_push_ms = now + push->config.push_ms;
