@@ -574,3 +574,21 @@ def test_a_graceful_restart_ends_the_streams_without_a_final_event(make_server, 
     finally:
         for s in streams:
             s.close()
+
+
+def test_an_upload_and_its_stream_share_one_http2_connection(make_server):
+    server = make_server(config(1))
+    conn = H2Streams(server.port)
+    pid = IDS[5]
+    try:
+        watch = H2Watch(server, pid, conn)
+        watch.wait(lambda a: a == {"state": "starting"})
+        up = conn.client.upload("/sink.cgi", pid=pid, size=30000)
+        conn.client.send(up, 10000)
+        watch.wait(lambda a: a.get("received") == 10000)
+        conn.client.send(up, 20000, end=True)
+        assert conn.client.response(up)[0] == 200
+        assert progress(watch.ended())[-1] == {"state": "done", "received": 30000,
+                                               "size": 30000}
+    finally:
+        conn.close()
