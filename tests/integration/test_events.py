@@ -302,6 +302,19 @@ def open_h1(server, pid):
     return H1Stream(server.port, "?X-Progress-ID=" + pid)
 
 
+def open_once_admitted(server, pid, why):
+    """Opens streams until one is not refused (503): a freed place takes
+    lighttpd a moment to notice."""
+    deadline = time.monotonic() + 10
+    while True:
+        s = open_h1(server, pid)
+        if s.status == 200:
+            return s
+        s.close()
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_max_streams_is_one_count_for_the_server_and_a_client_gone_frees_its_stream(
         make_server, workers):
@@ -325,15 +338,7 @@ def test_max_streams_is_one_count_for_the_server_and_a_client_gone_frees_its_str
                 "more are refused with 503") in server.error_log()
         # a client that goes away frees its stream at once
         streams.pop().close()
-        deadline = time.monotonic() + 10
-        while True:
-            again = open_h1(server, IDS[4])
-            if again.status == 200:
-                streams.append(again)
-                break
-            again.close()
-            assert time.monotonic() < deadline, "the stream of a client gone stayed"
-            time.sleep(0.05)
+        streams.append(open_once_admitted(server, IDS[4], "the stream of a client gone stayed"))
     finally:
         for s in streams:
             s.close()
@@ -602,3 +607,21 @@ def test_debug_logs_each_stream_as_it_starts(make_server):
         assert "upload-progress: event stream %s" % IDS[0] in server.error_log()
     finally:
         s.close()
+
+
+def test_the_streams_of_a_worker_that_dies_are_given_back(make_server):
+    server = make_server(config(4, "upload-progress.max-streams = 2\n"))
+    wait_for_workers(server, 4)
+    streams = [open_h1(server, IDS[i]) for i in range(2)]
+    try:
+        assert [s.status for s in streams] == [200, 200]
+        refused = open_h1(server, IDS[2])
+        assert refused.status == 503
+        refused.close()
+        os.kill(serving_pid(server, streams[0].sock), signal.SIGKILL)
+        # the watcher sees the worker go and gives its streams back
+        streams.append(open_once_admitted(server, IDS[3],
+                                          "the dead worker's streams still count"))
+    finally:
+        for s in streams:
+            s.close()
