@@ -59,6 +59,23 @@ def test_modern_page_shows_bar_speed_and_time_left(shipped, tmp_path):
         assert shot.read_bytes().startswith(b"\x89PNG")
 
 
+def test_modern_page_polls_when_its_url_says_so(shipped, tmp_path):
+    result = run_page(shipped, "modern-poll", tmp_path)
+    assert_done(shipped, result["id"])
+
+
+def test_modern_page_moves_the_bar_more_than_once_a_second_over_events(shipped, tmp_path):
+    result = run_page(shipped, "modern-events", tmp_path)
+    assert_done(shipped, result["id"])
+    assert result["transport"] == "events" and result["movesPerSecond"] > 2
+
+
+def test_modern_page_polls_on_when_its_event_stream_breaks(shipped, tmp_path):
+    result = run_page(shipped, "modern-stream-breaks", tmp_path)
+    assert_done(shipped, result["id"])
+    assert result["transport"] == "poll"
+
+
 def test_modern_page_cancel_ends_the_upload_as_an_error(shipped, tmp_path):
     result = run_page(shipped, "modern-cancel", tmp_path)
     seen = shipped.wait_for(result["id"], lambda a: a["state"] != "uploading", timeout=30)
