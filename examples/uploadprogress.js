@@ -147,6 +147,12 @@ export function watchProgress(id, onState, options = {}) {
       report(stateOf(id, answer, measure));
     });
     source.addEventListener("error", () => streamFailed("the event stream failed"));
+    // The server's last event for an id that has not begun within its
+    // remove-timeout: the upload may still come (polls wait for it).
+    source.addEventListener("timeout", () => {
+      source.close();
+      streamFailed("the upload did not begin within the server's remove-timeout");
+    });
   }
 
   async function ended(fallback) {
