@@ -27,6 +27,7 @@
 #include "request.h"
 
 #include "progress_id.h"
+#include "progress_push.h"
 #include "progress_render.h"
 #include "progress_table.h"
 
@@ -37,6 +38,13 @@
  * polls by ~4 ms more when many entries expired (doc/benchmarks.md, line 5);
  * 8,192 costs nothing measurable, and frees up to ~8,000 entries a second. */
 #define UPLOADPROGRESS_SWEEP_BUDGET 8192
+#define UPLOADPROGRESS_PUBLISH_MS_DEFAULT 100
+#define UPLOADPROGRESS_PUSH_MS_DEFAULT 250
+#define UPLOADPROGRESS_PUSH_MS_LIMIT 60000
+#define UPLOADPROGRESS_MAX_STREAMS_DEFAULT 1024
+#define UPLOADPROGRESS_MAX_STREAMS_LIMIT (1u << 20)
+/* seconds a client refused for too many streams is asked to wait */
+#define UPLOADPROGRESS_STREAMS_RETRY_AFTER "5"
 /* owner_ref of an entry recorded for a request that was never tracked */
 #define UPLOADPROGRESS_REF_NONE UINT32_MAX
 
@@ -136,11 +144,21 @@ typedef struct {
     int is_worker;                /* serves requests (not the watcher) */
     unix_time64_t table_full_logged;
 
+    progress_push *push;          /* event streams and the worker's timer */
+    progress_push_config push_config;
+
     upload_ctx **uploads;         /* this worker's uploads in flight, by ref */
     uint32_t *free_refs;          /* refs of empty places in uploads */
     uint32_t uploads_used;
     uint32_t nfree;
 } plugin_data;
+
+/* Whether this module answers r: a poll or an event stream, never an
+ * upload. */
+static int request_handled_by(const request_st * const r, const plugin_data * const p)
+{
+    return r->handler_module == p->self;
+}
 
 INIT_FUNC(mod_uploadprogress_init) {
     return ck_calloc(1, sizeof(plugin_data));
@@ -152,6 +170,7 @@ FREE_FUNC(mod_uploadprogress_free) {
         free(p->uploads[i]);
     free(p->uploads);
     free(p->free_refs);
+    progress_push_free(p->push);
     if (NULL != p->table) {
         if (getpid() == p->creator_pid)
             progress_table_destroy(p->table);
@@ -174,6 +193,10 @@ static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, con
         break;
       case 4: /* upload-progress.format */
         pconf->format = (unsigned char)cpv->v.u;
+        break;
+      case 5: /* upload-progress.publish-interval: the server's timer */
+      case 6: /* upload-progress.push-interval: the server's timer */
+      case 7: /* upload-progress.max-streams: one count for the server */
         break;
       default:/* should not happen */
         return;
@@ -199,6 +222,34 @@ static void mod_uploadprogress_patch_config(request_st * const r, plugin_data * 
     p->conf = p->defaults; /* copy small struct instead of memcpy() */
     if (p->nconfig > 1)
         mod_uploadprogress_patch_conditions(r, p);
+}
+
+/* The keys of event streams and the timer: one value for the server. */
+__attribute_cold__
+static int mod_uploadprogress_check_push_cpv(server * const srv, plugin_data * const p, const config_plugin_value_t * const cpv, const int global) {
+    static const char * const names[] = {
+      "publish-interval", "push-interval", "max-streams" };
+    static const uint32_t lo[] = { 10, 10, 1 };
+    static const uint32_t hi[] = { 1000, UPLOADPROGRESS_PUSH_MS_LIMIT,
+                                   UPLOADPROGRESS_MAX_STREAMS_LIMIT };
+    const int k = cpv->k_id - 5;
+    if (!global) {
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress.%s is one for the server: set it globally, not "
+          "in a conditional", names[k]);
+        return 0;
+    }
+    if (cpv->v.u < lo[k] || cpv->v.u > hi[k]) {
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress.%s must be from %u to %u%s, not %u", names[k],
+          lo[k], hi[k], k < 2 ? " milliseconds" : "", cpv->v.u);
+        return 0;
+    }
+    uint32_t * const value[] = { &p->push_config.publish_ms,
+                                 &p->push_config.push_ms,
+                                 &p->push_config.max_streams };
+    *value[k] = cpv->v.u;
+    return 1;
 }
 
 __attribute_cold__
@@ -249,6 +300,10 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
         cpv->vtype = T_CONFIG_LOCAL;
         return 1;
       }
+      case 5: /* upload-progress.publish-interval */
+      case 6: /* upload-progress.push-interval */
+      case 7: /* upload-progress.max-streams */
+        return mod_uploadprogress_check_push_cpv(srv, p, cpv, global);
       default:
         return 1;
     }
@@ -286,6 +341,26 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
     return 1;
 }
 
+static void current_answer(void *p_d, const progress_id *id, progress_snapshot *snap);
+static void publish_live_counts(void *p_d);
+
+__attribute_cold__
+static int mod_uploadprogress_push_create(server * const srv, plugin_data * const p) {
+    /* one worker answers every poll live: nothing to publish */
+    p->push_config.publishes = srv->srvconf.max_worker > 1;
+    p->push_config.plugin_id = (size_t)p->id;
+    p->push_config.answer = current_answer;
+    p->push_config.publish = publish_live_counts;
+    p->push_config.glue = p;
+    p->push = progress_push_create(&p->push_config);
+    if (NULL == p->push) {
+        log_perror(srv->errh, __FILE__, __LINE__,
+          "upload-progress: mmap for the count of event streams");
+        return 0;
+    }
+    return 1;
+}
+
 SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     static const config_plugin_keys_t cpk[] = {
       { CONST_STR_LEN("upload-progress.progress-url"),
@@ -303,6 +378,15 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
      ,{ CONST_STR_LEN("upload-progress.format"),
         T_CONFIG_STRING,
         T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("upload-progress.publish-interval"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_SERVER }
+     ,{ CONST_STR_LEN("upload-progress.push-interval"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_SERVER }
+     ,{ CONST_STR_LEN("upload-progress.max-streams"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_SERVER }
      ,{ NULL, 0,
         T_CONFIG_UNSET,
         T_CONFIG_SCOPE_UNSET }
@@ -313,6 +397,9 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
         return HANDLER_ERROR;
 
     p->max_entries = UPLOADPROGRESS_MAX_ENTRIES_DEFAULT;
+    p->push_config.publish_ms = UPLOADPROGRESS_PUBLISH_MS_DEFAULT;
+    p->push_config.push_ms = UPLOADPROGRESS_PUSH_MS_DEFAULT;
+    p->push_config.max_streams = UPLOADPROGRESS_MAX_STREAMS_DEFAULT;
     /* (init i to 0 if global context; to 1 to skip empty global context) */
     for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
         config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
@@ -332,6 +419,7 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     }
 
     return mod_uploadprogress_table_create(srv, p)
+        && mod_uploadprogress_push_create(srv, p)
       ? HANDLER_GO_ON
       : HANDLER_ERROR;
 }
@@ -350,6 +438,7 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     plugin_data * const p = p_d;
     UNUSED(status);
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
+    progress_push_worker_gone(p->push, pid);
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
     if (failed)
@@ -377,6 +466,7 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
     ctx->keep_alive = (unsigned char)request_keeps_connection(r);
     ctx->remove_timeout = p->conf.remove_timeout;
     ctx->debug = p->conf.debug;
+    progress_push_uploads(p->push, r->con->srv, p->uploads_used - p->nfree);
     return ctx;
 }
 
@@ -388,6 +478,7 @@ static upload_ctx untracked_upload;
 static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
     p->uploads[ctx->ref] = NULL;
     p->free_refs[p->nfree++] = ctx->ref;
+    progress_push_uploads(p->push, ctx->r->con->srv, p->uploads_used - p->nfree);
     free(ctx);
 }
 
@@ -552,6 +643,10 @@ static void record_refused(request_st * const r, plugin_data * const p) {
  * refusal (413 for the Content-Length) as an upload. */
 REQUEST_FUNC(mod_uploadprogress_reset) {
     plugin_data * const p = p_d;
+    if (request_handled_by(r, p)) {
+        progress_push_reset(p->push, r); /* (a client gone frees its stream) */
+        return HANDLER_GO_ON;
+    }
     upload_ctx * const ctx = r->plugin_ctx[p->id];
     if (&untracked_upload == ctx)
         r->plugin_ctx[p->id] = NULL;
@@ -569,7 +664,7 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
 REQUEST_FUNC(mod_uploadprogress_response_start) {
     plugin_data * const p = p_d;
     upload_ctx * const ctx = r->plugin_ctx[p->id];
-    if (&untracked_upload == ctx)
+    if (&untracked_upload == ctx || request_handled_by(r, p))
         return HANDLER_GO_ON;
     if (NULL != ctx) {
         if (r->http_status >= 400 || request_body_complete(r))
@@ -616,6 +711,31 @@ static handler_t answer_problem(request_st * const r, const plugin_data * const 
     return answer(r, status, "application/json", body, len);
 }
 
+/* The answer a poll gets now: exact if this worker serves the upload. */
+static void current_answer(void * const p_d, const progress_id * const id, progress_snapshot * const snap) {
+    const plugin_data * const p = p_d;
+    if (progress_table_lookup(p->table, id, log_monotonic_secs, snap)
+        && PROGRESS_UPLOADING == snap->state)
+        read_live_progress(p, id, snap);
+}
+
+/* An event stream instead of one answer (doc: "Events"). */
+static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * const p, const progress_id * const id) {
+    r->handler_module = p->self;
+    if (0 == progress_push_start(p->push, r, id, p->conf.remove_timeout))
+        return HANDLER_FINISHED;
+    http_header_response_set(r, HTTP_HEADER_OTHER, CONST_STR_LEN("Retry-After"),
+                             CONST_STR_LEN(UPLOADPROGRESS_STREAMS_RETRY_AFTER));
+    return answer_problem(r, p, 503, PROGRESS_PROBLEM_TOO_MANY_STREAMS);
+}
+
+/* The timer of an event stream writes its events; nothing to do here. */
+SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
+    UNUSED(r);
+    UNUSED(p_d);
+    return HANDLER_GO_ON;
+}
+
 static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * const p) {
     if (!http_method_get_or_head(r->http_method)) {
         http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
@@ -638,10 +758,13 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
         return answer_problem(r, p, 400, PROGRESS_PROBLEM_NO_ID);
     }
 
+    if (progress_push_requested(r))
+        return NULL != callback
+          ? answer_problem(r, p, 400, PROGRESS_PROBLEM_STREAM_CALLBACK)
+          : mod_uploadprogress_stream(r, p, &id);
+
     progress_snapshot snap;
-    if (progress_table_lookup(p->table, &id, log_monotonic_secs, &snap)
-        && PROGRESS_UPLOADING == snap.state)
-        read_live_progress(p, &id, &snap);
+    current_answer(p, &id, &snap);
 
     char body[PROGRESS_RENDER_MAX];
     const char *content_type;
@@ -674,9 +797,9 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     return HANDLER_GO_ON;
 }
 
-/* Once a second: publish this worker's live counts for polls answered by
- * other workers, and free expired entries. */
-TRIGGER_FUNC(mod_uploadprogress_trigger) {
+/* Publishes this worker's live counts for polls answered by other workers:
+ * every publish-interval from the timer, and once a second. */
+static void publish_live_counts(void * const p_d) {
     plugin_data * const p = p_d;
     for (uint32_t i = 0; i < p->uploads_used; ++i) {
         const upload_ctx * const ctx = p->uploads[i];
@@ -685,6 +808,12 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
                               request_body_received(ctx->r),
                               request_body_length(ctx->r), log_monotonic_secs);
     }
+}
+
+/* Once a second: publish, and free expired entries. */
+TRIGGER_FUNC(mod_uploadprogress_trigger) {
+    plugin_data * const p = p_d;
+    publish_live_counts(p);
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
     if (freed && p->defaults.debug)
@@ -708,6 +837,7 @@ int mod_uploadprogress_plugin_init(plugin *p) {
     p->handle_uri_clean      = mod_uploadprogress_uri_handler;
     p->handle_response_start = mod_uploadprogress_response_start;
     p->handle_request_reset  = mod_uploadprogress_reset;
+    p->handle_subrequest     = mod_uploadprogress_subrequest;
     p->handle_trigger        = mod_uploadprogress_trigger;
     p->handle_waitpid        = mod_uploadprogress_waitpid;
 

@@ -203,10 +203,21 @@ const char *progress_render_problem(progress_problem problem, size_t *len)
         "or ., not starting with a digit\"}";
     static const char method[] =
         "{\"error\":\"method not allowed: poll with GET or HEAD\"}";
+    static const char stream_callback[] =
+        "{\"error\":\"callback and event stream: JSONP cannot be "
+        "streamed; drop one\"}";
+    static const char too_many_streams[] =
+        "{\"error\":\"too many event streams: poll, or retry later\"}";
     switch (problem) {
     case PROGRESS_PROBLEM_NO_ID:        *len = sizeof no_id - 1;        return no_id;
     case PROGRESS_PROBLEM_BAD_ID:       *len = sizeof bad_id - 1;       return bad_id;
     case PROGRESS_PROBLEM_BAD_CALLBACK: *len = sizeof bad_callback - 1; return bad_callback;
+    case PROGRESS_PROBLEM_STREAM_CALLBACK:
+        *len = sizeof stream_callback - 1;
+        return stream_callback;
+    case PROGRESS_PROBLEM_TOO_MANY_STREAMS:
+        *len = sizeof too_many_streams - 1;
+        return too_many_streams;
     case PROGRESS_PROBLEM_METHOD:
     default:                            *len = sizeof method - 1;       return method;
     }

@@ -46,7 +46,9 @@ typedef enum progress_problem {
     PROGRESS_PROBLEM_NO_ID,        /* 400 */
     PROGRESS_PROBLEM_BAD_ID,       /* 400 */
     PROGRESS_PROBLEM_BAD_CALLBACK, /* 400 */
-    PROGRESS_PROBLEM_METHOD        /* 405 */
+    PROGRESS_PROBLEM_METHOD,       /* 405 */
+    PROGRESS_PROBLEM_STREAM_CALLBACK, /* 400: JSONP asked as an event stream */
+    PROGRESS_PROBLEM_TOO_MANY_STREAMS /* 503 */
 } progress_problem;
 
 /* The JSON body that explains a refused poll; *len gets its length. */

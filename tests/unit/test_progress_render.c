@@ -227,7 +227,9 @@ END_TEST
 START_TEST(problems_are_json_objects_with_an_error_message)
 {
     const progress_problem all[] = { PROGRESS_PROBLEM_NO_ID, PROGRESS_PROBLEM_BAD_ID,
-                                     PROGRESS_PROBLEM_BAD_CALLBACK, PROGRESS_PROBLEM_METHOD };
+                                     PROGRESS_PROBLEM_BAD_CALLBACK, PROGRESS_PROBLEM_METHOD,
+                                     PROGRESS_PROBLEM_STREAM_CALLBACK,
+                                     PROGRESS_PROBLEM_TOO_MANY_STREAMS };
     for (size_t i = 0; i < sizeof all / sizeof *all; ++i) {
         size_t len = 0;
         const char *s = progress_render_problem(all[i], &len);
@@ -243,6 +245,8 @@ START_TEST(problems_are_json_objects_with_an_error_message)
     ck_assert_str_eq(progress_render_problem(PROGRESS_PROBLEM_BAD_CALLBACK, &len),
                      "{\"error\":\"malformed callback: 1 to 64 letters, digits, _, $ or ., "
                      "not starting with a digit\"}");
+    ck_assert_str_eq(progress_render_problem(PROGRESS_PROBLEM_TOO_MANY_STREAMS, &len),
+                     "{\"error\":\"too many event streams: poll, or retry later\"}");
 }
 END_TEST
 

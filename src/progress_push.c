@@ -1,0 +1,395 @@
+/* progress_push: event streams at the progress URL and the worker's timer.
+ * See progress_push.h for the contract, doc/mod_uploadprogress.md
+ * ("Events") for the wire format. */
+#include "first.h"
+
+#include "progress_push.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "buffer.h"
+#include "chunk.h"
+#include "fdevent.h"
+#include "http_chunk.h"
+#include "http_header.h"
+#include "log.h"
+#include "request.h"
+
+#include "progress_render.h"
+
+/* Above this many bytes of a stream still queued for its client, events
+ * wait (the next one carries the latest answer): a slow reader holds a few
+ * KiB, never a temporary file. */
+#define PUSH_QUEUE_CAP 4096
+#define PUSH_KEEPALIVE_MS 15000
+/* workers whose streams the watcher can give back when they die */
+#define PUSH_WORKER_SLOTS 256
+
+static const char event_progress[] = "event: progress\ndata: ";
+static const char event_timeout[] = "event: timeout\ndata: ";
+static const char keepalive[] = ": keep-alive\n\n";
+
+/* --- lighttpd accessors (to move into lighttpd_compat.h) --------------- */
+
+/* Wakes r's connection so that lighttpd writes what was queued. */
+static void request_wake(request_st * const r)
+{
+    joblist_append(r->con);
+}
+
+static fdevents * request_event_loop(const request_st * const r)
+{
+    return r->con->srv->ev;
+}
+
+/* Queued response bytes not yet written to the client. */
+static off_t request_queued(const request_st * const r)
+{
+    return chunkqueue_length(&r->write_queue);
+}
+
+/* Ends a streamed response after what is queued (HTTP/1.1: last chunk). */
+static void request_end_response(request_st * const r)
+{
+    http_chunk_close(r);
+    r->resp_body_finished = 1;
+}
+
+/* --- the count of streams, shared by all workers ----------------------- */
+
+typedef struct {
+    _Atomic uint32_t total;
+    struct {
+        _Atomic int32_t pid;
+        _Atomic uint32_t streams;
+    } workers[PUSH_WORKER_SLOTS];
+} push_shared;
+
+typedef struct push_stream {
+    progress_id id;
+    request_st *r;
+    uint32_t index;               /* in progress_push.streams */
+    uint32_t remove_timeout_ms;
+    int64_t last_event_ms;
+    int64_t last_write_ms;
+    int64_t starting_since_ms;    /* -1 once the upload has begun */
+    size_t last_len;
+    char last[PROGRESS_RENDER_MAX];
+} push_stream;
+
+struct progress_push {
+    progress_push_config config;
+    push_shared *shared;
+    int worker_slot;              /* -1: none claimed (yet) */
+
+    fdevents *ev;                 /* NULL until the timer is made */
+    fdnode *fdn;
+    int timer_fd;
+    int64_t armed_for_ms;         /* 0: disarmed */
+    int64_t next_push_ms;
+    int64_t next_publish_ms;
+    uint32_t uploads_in_flight;
+
+    push_stream **streams;
+    uint32_t nstreams;
+};
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+progress_push *progress_push_create(const progress_push_config * const config)
+{
+    void * const mem = mmap(NULL, sizeof(push_shared), PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (MAP_FAILED == mem) return NULL;
+    progress_push * const push = ck_calloc(1, sizeof(*push));
+    push->config = *config;
+    push->shared = mem;           /* zero-filled: no streams, no workers */
+    push->worker_slot = -1;
+    push->timer_fd = -1;
+    return push;
+}
+
+static void stream_free(progress_push * const push, push_stream * const s);
+
+void progress_push_free(progress_push * const push)
+{
+    if (NULL == push) return;
+    while (push->nstreams)
+        stream_free(push, push->streams[push->nstreams - 1]);
+    free(push->streams);
+    if (NULL != push->fdn) {
+        fdevent_fdnode_event_del(push->ev, push->fdn);
+        fdevent_unregister(push->ev, push->fdn);
+    }
+    if (push->timer_fd >= 0) close(push->timer_fd);
+    munmap(push->shared, sizeof(push_shared));
+    free(push);
+}
+
+/* This worker's place in the shared count, claimed at its first stream. */
+static int claim_worker_slot(progress_push * const push)
+{
+    if (push->worker_slot >= 0) return push->worker_slot;
+    const int32_t pid = (int32_t)getpid();
+    for (int i = 0; i < PUSH_WORKER_SLOTS; ++i) {
+        int32_t free_pid = 0;
+        if (atomic_compare_exchange_strong(&push->shared->workers[i].pid,
+                                           &free_pid, pid))
+            return push->worker_slot = i;
+    }
+    return -1; /* more workers than slots: counted in the total only */
+}
+
+static int count_stream_in(progress_push * const push)
+{
+    uint32_t total = atomic_load(&push->shared->total);
+    do {
+        if (total >= push->config.max_streams) return 0;
+    } while (!atomic_compare_exchange_weak(&push->shared->total, &total, total + 1));
+    const int slot = claim_worker_slot(push);
+    if (slot >= 0) atomic_fetch_add(&push->shared->workers[slot].streams, 1);
+    return 1;
+}
+
+static void count_stream_out(progress_push * const push)
+{
+    atomic_fetch_sub(&push->shared->total, 1);
+    if (push->worker_slot >= 0)
+        atomic_fetch_sub(&push->shared->workers[push->worker_slot].streams, 1);
+}
+
+void progress_push_worker_gone(progress_push * const push, const pid_t pid)
+{
+    for (int i = 0; i < PUSH_WORKER_SLOTS; ++i) {
+        if (atomic_load(&push->shared->workers[i].pid) != (int32_t)pid)
+            continue;
+        const uint32_t n = atomic_exchange(&push->shared->workers[i].streams, 0);
+        atomic_fetch_sub(&push->shared->total, n);
+        atomic_store(&push->shared->workers[i].pid, 0);
+        return;
+    }
+}
+
+/* --- the timer ----------------------------------------------------------- */
+
+static handler_t push_on_timer(void *ctx, int revents);
+
+static int timer_ready(progress_push * const push, fdevents * const ev)
+{
+    if (NULL != push->fdn) return 1;
+    push->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (push->timer_fd < 0) return 0;
+    push->ev = ev;
+    push->fdn = fdevent_register(ev, push->timer_fd, push_on_timer, push);
+    fdevent_fdnode_event_set(ev, push->fdn, FDEVENT_IN);
+    return 1;
+}
+
+static int publishing(const progress_push * const push)
+{
+    return push->config.publishes && push->uploads_in_flight > 0;
+}
+
+/* Arms the timer for the sooner of what is due, or disarms it. */
+static void timer_rearm(progress_push * const push)
+{
+    int64_t due = 0;
+    if (push->nstreams) due = push->next_push_ms;
+    if (publishing(push) && (0 == due || push->next_publish_ms < due))
+        due = push->next_publish_ms;
+    if (due == push->armed_for_ms || push->timer_fd < 0) return;
+    struct itimerspec its = { .it_value = { 0, 0 } };
+    if (due) {
+        its.it_value.tv_sec = (time_t)(due / 1000);
+        its.it_value.tv_nsec = (long)(due % 1000) * 1000000;
+    }
+    timerfd_settime(push->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+    push->armed_for_ms = due;
+}
+
+void progress_push_uploads(progress_push * const push, server * const srv, const uint32_t in_flight)
+{
+    const int was = publishing(push);
+    push->uploads_in_flight = in_flight;
+    if (!push->config.publishes || was == publishing(push)) return;
+    if (!was) {
+        if (!timer_ready(push, srv->ev)) return;
+        push->next_publish_ms = monotonic_ms() + push->config.publish_ms;
+    }
+    timer_rearm(push);
+}
+
+/* --- streams --------------------------------------------------------------- */
+
+int progress_push_requested(const request_st * const r)
+{
+    if (HTTP_METHOD_GET != r->http_method) return 0;
+    const buffer * const accept =
+      http_header_request_get(r, HTTP_HEADER_ACCEPT, CONST_STR_LEN("Accept"));
+    return NULL != accept
+        && NULL != strcasestr(accept->ptr, "text/event-stream");
+}
+
+static void stream_free(progress_push * const push, push_stream * const s)
+{
+    push_stream * const last = push->streams[--push->nstreams];
+    push->streams[s->index] = last;
+    last->index = s->index;
+    count_stream_out(push);
+    free(s);
+}
+
+static void stream_write(push_stream * const s, const int64_t now, const char * const head, const size_t head_len, const char * const data, const size_t len)
+{
+    char ev[sizeof(event_timeout) + PROGRESS_RENDER_MAX + 2];
+    memcpy(ev, head, head_len);
+    memcpy(ev + head_len, data, len);
+    memcpy(ev + head_len + len, "\n\n", 2);
+    http_chunk_append_mem(s->r, ev, head_len + len + 2);
+    s->last_write_ms = now;
+}
+
+/* The last event: the response ends after it, the stream goes now. */
+static void stream_end(progress_push * const push, push_stream * const s, const int64_t now, const char * const head, const size_t head_len, const char * const data, const size_t len)
+{
+    request_st * const r = s->r;
+    stream_write(s, now, head, head_len, data, len);
+    request_end_response(r);
+    r->plugin_ctx[push->config.plugin_id] = NULL;
+    stream_free(push, s);
+    request_wake(r);
+}
+
+static int answer_is_final(const progress_snapshot * const snap)
+{
+    return PROGRESS_DONE == snap->state || PROGRESS_ERROR == snap->state;
+}
+
+/* One tick of a stream (or its start, with force): sends what changed. */
+static void stream_serve(progress_push * const push, push_stream * const s, const int64_t now, const int force)
+{
+    progress_snapshot snap;
+    push->config.answer(push->config.glue, &s->id, &snap);
+    char json[PROGRESS_RENDER_MAX];
+    const char *content_type;
+    const size_t len = progress_render(&snap, PROGRESS_FORMAT_JSON, NULL, 0,
+                                       json, &content_type);
+    if (answer_is_final(&snap)) {
+        stream_end(push, s, now, event_progress, sizeof event_progress - 1, json, len);
+        return;
+    }
+    if (PROGRESS_STARTING != snap.state)
+        s->starting_since_ms = -1;
+    else if (s->starting_since_ms < 0)
+        s->starting_since_ms = now;
+    else if (now - s->starting_since_ms >= s->remove_timeout_ms) {
+        stream_end(push, s, now, event_timeout, sizeof event_timeout - 1, json, len);
+        return;
+    }
+
+    if (!force && request_queued(s->r) > PUSH_QUEUE_CAP) return;
+    const int changed = len != s->last_len || 0 != memcmp(json, s->last, len);
+    if (force || (changed && now - s->last_event_ms >= push->config.push_ms)) {
+        stream_write(s, now, event_progress, sizeof event_progress - 1, json, len);
+        memcpy(s->last, json, len);
+        s->last_len = len;
+        s->last_event_ms = now;
+    } else if (now - s->last_write_ms >= PUSH_KEEPALIVE_MS) {
+        http_chunk_append_mem(s->r, keepalive, sizeof keepalive - 1);
+        s->last_write_ms = now;
+    } else {
+        return;
+    }
+    request_wake(s->r);
+}
+
+static void set_stream_headers(request_st * const r)
+{
+    http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
+                             CONST_STR_LEN("Content-Type"),
+                             CONST_STR_LEN("text/event-stream"));
+    http_header_response_set(r, HTTP_HEADER_CACHE_CONTROL,
+                             CONST_STR_LEN("Cache-Control"),
+                             CONST_STR_LEN("no-store"));
+    /* nginx in front: pass each event on as it comes */
+    http_header_response_set(r, HTTP_HEADER_OTHER,
+                             CONST_STR_LEN("X-Accel-Buffering"),
+                             CONST_STR_LEN("no"));
+}
+
+int progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
+{
+    if (!timer_ready(push, request_event_loop(r))) return -1;
+    if (!count_stream_in(push)) return -1;
+
+    push_stream * const s = ck_calloc(1, sizeof(*s));
+    s->id = *id;
+    s->r = r;
+    s->remove_timeout_ms = remove_timeout > UINT32_MAX / 1000
+                         ? UINT32_MAX : remove_timeout * 1000;
+    s->starting_since_ms = -1;
+    if (0 == (push->nstreams & 15)) /* grow in steps of 16 */
+        ck_realloc_u32((void **)&push->streams, push->nstreams, 16,
+                       sizeof(*push->streams));
+    s->index = push->nstreams++;
+    push->streams[s->index] = s;
+    r->plugin_ctx[push->config.plugin_id] = s;
+
+    set_stream_headers(r);
+    r->http_status = 200;
+    r->resp_body_finished = 0;
+    /* HTTP/2 sends a stream's data before the end only when streaming */
+    r->conf.stream_response_body |= FDEVENT_STREAM_RESPONSE;
+
+    const int64_t now = monotonic_ms();
+    if (1 == push->nstreams) push->next_push_ms = now + push->config.push_ms;
+    stream_serve(push, s, now, 1); /* (may end it: a final answer) */
+    timer_rearm(push);
+    return 0;
+}
+
+void progress_push_reset(progress_push * const push, request_st * const r)
+{
+    push_stream * const s = r->plugin_ctx[push->config.plugin_id];
+    if (NULL == s) return;
+    r->plugin_ctx[push->config.plugin_id] = NULL;
+    stream_free(push, s);
+    timer_rearm(push);
+}
+
+static handler_t push_on_timer(void * const ctx, const int revents)
+{
+    progress_push * const push = ctx;
+    uint64_t expirations;
+    UNUSED(revents);
+    if (read(push->timer_fd, &expirations, sizeof expirations) < 0
+        && EAGAIN != errno)
+        return HANDLER_GO_ON;
+    push->armed_for_ms = 0; /* a one-shot that has fired */
+    const int64_t now = monotonic_ms();
+    if (publishing(push) && now >= push->next_publish_ms) {
+        push->config.publish(push->config.glue);
+        push->next_publish_ms = now + push->config.publish_ms;
+    }
+    if (push->nstreams && now >= push->next_push_ms) {
+        /* from the end: a stream that ends swaps the last one into its place */
+        for (uint32_t i = push->nstreams; i-- > 0; )
+            stream_serve(push, push->streams[i], now, 0);
+        push->next_push_ms = now + push->config.push_ms;
+    }
+    timer_rearm(push);
+    return HANDLER_GO_ON;
+}

@@ -1,0 +1,77 @@
+/* progress_push: event streams (Server-Sent Events) at the progress URL,
+ * and the one timer of a worker that serves them and publishes the
+ * worker's live counts for the other workers.
+ *
+ * Contract
+ * - One progress_push per server, made in set_defaults (before lighttpd
+ *   forks its workers): the count of streams of the whole server lives in
+ *   a small shared mapping, so max_streams holds for all workers together.
+ * - A stream belongs to one request: progress_push_start() makes the
+ *   request's response an event stream and keeps the stream in
+ *   r->plugin_ctx[plugin_id]; it ends on the final answer (the response
+ *   ends too), or when progress_push_reset() sees its request go.
+ * - Each worker has one timerfd in lighttpd's event loop, armed only while
+ *   it serves streams (every push_ms) or has uploads in flight to publish
+ *   (every publish_ms, only with several workers).  Otherwise it is
+ *   disarmed: an idle worker wakes for nothing.
+ * - Every event's data is what the answer callback renders as JSON: the
+ *   bytes a JSON poll gets.  doc/mod_uploadprogress.md, "Events", gives the
+ *   wire format. */
+#ifndef PROGRESS_PUSH_H
+#define PROGRESS_PUSH_H
+
+#include "first.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base_decls.h"
+
+#include "progress_id.h"
+#include "progress_table.h"
+
+/* Fills *snap with the answer a poll for id would get now. */
+typedef void (*progress_push_answer_fn)(void *glue, const progress_id *id,
+                                        progress_snapshot *snap);
+/* Publishes this worker's live counts to the shared table. */
+typedef void (*progress_push_publish_fn)(void *glue);
+
+typedef struct progress_push_config {
+    uint32_t push_ms;
+    uint32_t publish_ms;
+    uint32_t max_streams;
+    int publishes;            /* several workers: uploads need publishing */
+    size_t plugin_id;
+    progress_push_answer_fn answer;
+    progress_push_publish_fn publish;
+    void *glue;
+} progress_push_config;
+
+typedef struct progress_push progress_push;
+
+/* NULL if the shared count cannot be mapped. */
+progress_push *progress_push_create(const progress_push_config *config);
+void progress_push_free(progress_push *push);
+
+/* Whether r asks for an event stream: a GET that accepts text/event-stream. */
+int progress_push_requested(const request_st *r);
+
+/* Starts the event stream of r for id: headers, the first event, the
+ * timer.  remove_timeout (seconds) bounds how long an id may stay
+ * starting.  Returns 0, or -1 when max_streams are served already (r is
+ * untouched then). */
+int progress_push_start(progress_push *push, request_st *r,
+                        const progress_id *id, unsigned int remove_timeout);
+
+/* r is being reset: if it carries a stream, forget it (the client may be
+ * gone; nothing is written). */
+void progress_push_reset(progress_push *push, request_st *r);
+
+/* This worker's uploads in flight went from none to some or back: arms or
+ * disarms the publishing.  srv is this worker's server. */
+void progress_push_uploads(progress_push *push, server *srv, uint32_t in_flight);
+
+/* In the watcher process: a worker is gone; its streams no longer count. */
+void progress_push_worker_gone(progress_push *push, pid_t pid);
+
+#endif
