@@ -729,11 +729,11 @@ static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * c
     return answer_problem(r, p, 503, PROGRESS_PROBLEM_TOO_MANY_STREAMS);
 }
 
-/* The timer of an event stream writes its events; nothing to do here. */
+/* The timer of an event stream writes its events; here lighttpd only asks
+ * whether the stream's client is still there. */
 SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
-    UNUSED(r);
     UNUSED(p_d);
-    return HANDLER_GO_ON;
+    return progress_push_subrequest(r);
 }
 
 static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * const p) {

@@ -56,6 +56,14 @@ static off_t request_queued(const request_st * const r)
     return chunkqueue_length(&r->write_queue);
 }
 
+/* Whether the client closed its side (HTTP/1.x): lighttpd takes a FIN for
+ * a half-close and keeps writing, but an event stream's client has
+ * nothing more to send, so it is gone. */
+static int request_client_closed(const request_st * const r)
+{
+    return 0 != (r->conf.stream_request_body & FDEVENT_STREAM_REQUEST_TCP_FIN);
+}
+
 /* Ends a streamed response after what is queued (HTTP/1.1: last chunk). */
 static void request_end_response(request_st * const r)
 {
@@ -359,6 +367,11 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
     stream_serve(push, s, now, 1); /* (may end it: a final answer) */
     timer_rearm(push);
     return 0;
+}
+
+handler_t progress_push_subrequest(const request_st * const r)
+{
+    return request_client_closed(r) ? HANDLER_ERROR : HANDLER_GO_ON;
 }
 
 void progress_push_reset(progress_push * const push, request_st * const r)

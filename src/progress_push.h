@@ -63,6 +63,11 @@ int progress_push_requested(const request_st *r);
 int progress_push_start(progress_push *push, request_st *r,
                         const progress_id *id, unsigned int remove_timeout);
 
+/* lighttpd runs a stream's handler when its connection has news (events
+ * are written by the timer): HANDLER_ERROR if the client has gone, which
+ * ends the request (and frees the stream in the reset). */
+handler_t progress_push_subrequest(const request_st *r);
+
 /* r is being reset: if it carries a stream, forget it (the client may be
  * gone; nothing is written). */
 void progress_push_reset(progress_push *push, request_st *r);
