@@ -158,7 +158,7 @@ class Lighttpd(Server):
     name = "lighttpd"
 
     def __init__(self, root, module, with_module=True, backend=None, workers=1,
-                 remove_timeout=60, max_entries=None, stream=0):
+                 remove_timeout=60, max_entries=None, stream=0, push_interval=None):
         super().__init__(root)
         mods = self.dir / "modules"
         mods.mkdir()
@@ -185,6 +185,8 @@ class Lighttpd(Server):
                      "upload-progress.remove-timeout = %d" % remove_timeout]
             if max_entries:
                 conf.append("upload-progress.max-entries = %d" % max_entries)
+            if push_interval:
+                conf.append("upload-progress.push-interval = %d" % push_interval)
         if backend:   # a port, or the path of a unix socket
             where = ('"socket" => "%s"' % backend if isinstance(backend, Path)
                      else '"host" => "127.0.0.1", "port" => %d' % backend)
@@ -757,15 +759,17 @@ def event_latency(cfg, root, sink, table):
         if not lags:
             raise RuntimeError("no event counted the upload's pieces (%d events)" % len(events))
         lags.sort()
+        times = [when for _, when in events]
+        rate = (len(times) - 1) / max(1e-9, times[-1] - times[0])
         target = ("target median <= push-interval + 10 ms = %d ms" % (PUSH_INTERVAL_MS + 10)
                   if workers == 1 else "(a stream of another worker may read the shared "
                   "table up to publish-interval %d ms later)" % PUBLISH_INTERVAL_MS)
         table.append(("7 event latency, %d worker%s" % (workers, "s" if workers > 1 else ""),
                       "median %.0f ms" % (1000 * statistics.median(lags)),
-                      "p90 %.0f ms, worst %.0f ms over %d samples, %.1f events/s "
-                      "(1 KiB every 20 ms); %s"
+                      "p90 %.0f ms, worst %.0f ms over %d pieces (1 KiB every 20 ms), "
+                      "%.1f events/s; %s"
                       % (1000 * lags[int(0.9 * (len(lags) - 1))], 1000 * lags[-1], len(lags),
-                         len(events) / cfg.latency_seconds, target)))
+                         rate, target)))
 
 
 def cpu_ns(pid):
@@ -787,7 +791,9 @@ def server_pids(pid):
         ["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
 
 
-async def watch_by_events(port, pid, ready, halt):
+# The watchers below count what they get in tally["got"].
+
+async def watch_by_events(port, pid, ready, halt, tally):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(event_stream_request(pid))
     events = EventReader()
@@ -795,19 +801,19 @@ async def watch_by_events(port, pid, ready, halt):
         data = await reader.read(65536)
         if not data:
             raise RuntimeError("an event stream ended before its upload")
-        if events.feed(data) and not ready.done():
+        got = len(events.feed(data))
+        tally["got"] += got
+        if got and not ready.done():
             ready.set_result(None)
     writer.close()
-    return events.count
 
 
-async def watch_by_polls(port, pid, ready, halt, offset):
+async def watch_by_polls(port, pid, ready, halt, tally, offset):
     """Polls once a second on one keep-alive connection, `offset` seconds
     into each second."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = ("GET /progress?X-Progress-ID=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                % pid).encode()
-    polls = 0
     await asyncio.sleep(offset)
     while not halt.is_set():
         started = time.monotonic()
@@ -816,12 +822,11 @@ async def watch_by_polls(port, pid, ready, halt, offset):
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError("a poll answered %r" % head[:80])
         await reader.readexactly(int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)))
-        polls += 1
+        tally["got"] += 1
         if not ready.done():
             ready.set_result(None)
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     writer.close()
-    return polls
 
 
 async def watchers_cost(srv, ids, watchers, how, seconds):
@@ -830,22 +835,24 @@ async def watchers_cost(srv, ids, watchers, how, seconds):
     loop = asyncio.get_running_loop()
     halt = asyncio.Event()
     readies = [loop.create_future() for _ in range(watchers)]
+    tally = {"got": 0}
     if how == "events":
-        tasks = [watch_by_events(srv.port, ids[i % len(ids)], readies[i], halt)
+        tasks = [watch_by_events(srv.port, ids[i % len(ids)], readies[i], halt, tally)
                  for i in range(watchers)]
     else:
-        tasks = [watch_by_polls(srv.port, ids[i % len(ids)], readies[i], halt, i / watchers)
-                 for i in range(watchers)]
+        tasks = [watch_by_polls(srv.port, ids[i % len(ids)], readies[i], halt, tally,
+                                i / watchers) for i in range(watchers)]
     running = [asyncio.ensure_future(t) for t in tasks]
     await asyncio.wait_for(asyncio.gather(*readies), 60)
-    before = cpu_ns(srv.proc.pid)
+    before, got_before = cpu_ns(srv.proc.pid), tally["got"]
     await asyncio.sleep(seconds)
-    spent = cpu_ns(srv.proc.pid) - before
+    spent, got = cpu_ns(srv.proc.pid) - before, tally["got"] - got_before
     halt.set()
     done, pending = await asyncio.wait(running, timeout=5)
     for task in pending:
         task.cancel()
-    got = sum(t.result() for t in done if not t.cancelled() and t.exception() is None)
+    for task in done:
+        task.result()   # a watcher's error is the measurement's
     return spent, got
 
 
@@ -858,12 +865,14 @@ def stream_cost(cfg, root, sink, table):
     """8: lighttpd's CPU time while cfg.watchers clients follow uploads in
     flight, over event streams and by polling once a second: cfg.uploads
     uploads, each sending 1 KiB every 50 ms (so every push tick has news),
-    cfg.watchers / cfg.uploads watchers each, on fresh servers alike."""
+    cfg.watchers / cfg.uploads watchers each, on fresh servers alike.  Also
+    over event streams with a push-interval of 1 s: as much news as the polls."""
     raise_fd_limit()
     ids = ["%032x" % (0x5e0 + i) for i in range(cfg.uploads)]
     spent, got = {}, {}
-    for how in ("events", "polls", "alone"):
-        with Lighttpd(root, cfg.module, backend=sink.port) as srv:
+    for how in ("events", "events 1 s", "polls", "alone"):
+        with Lighttpd(root, cfg.module, backend=sink.port,
+                      push_interval=1000 if how == "events 1 s" else None) as srv:
             ups = [SlowUpload(srv.port, pid, piece=1024, interval=0.05) for pid in ids]
             try:
                 for up in ups:
@@ -875,18 +884,26 @@ def stream_cost(cfg, root, sink, table):
                     time.sleep(cfg.cost_seconds)
                     spent[how], got[how] = cpu_ns(srv.proc.pid) - before, 0
                 else:
-                    spent[how], got[how] = asyncio.run(
-                        watchers_cost(srv, ids, cfg.watchers, how, cfg.cost_seconds))
+                    spent[how], got[how] = asyncio.run(watchers_cost(
+                        srv, ids, cfg.watchers, how.split()[0], cfg.cost_seconds))
             finally:
                 for up in ups:
                     up.close()
     net = lambda how: spent[how] - spent["alone"]
+    each = lambda how: net(how) / 1e3 / max(1, got[how])
     table.append(("8 CPU, %d watchers over %d s: events / polls" % (cfg.watchers, cfg.cost_seconds),
                   "%.2fx" % (spent["events"] / spent["polls"]),
                   "lighttpd %.0f vs %.0f ms of CPU (%d events vs %d polls); uploads alone "
                   "%.0f ms, without them %.2fx; target <= 0.25x"
                   % (spent["events"] / 1e6, spent["polls"] / 1e6, got["events"], got["polls"],
                      spent["alone"] / 1e6, net("events") / max(1, net("polls")))))
+    table.append(("  push-interval 1 s: events / polls",
+                  "%.2fx" % (spent["events 1 s"] / spent["polls"]),
+                  "%.0f ms of CPU, %d events; without the uploads' %.2fx; per event %.1f us "
+                  "(%.1f at 250 ms), per poll %.1f us, net of the uploads"
+                  % (spent["events 1 s"] / 1e6, got["events 1 s"],
+                     net("events 1 s") / max(1, net("polls")), each("events 1 s"),
+                     each("events"), each("polls"))))
 
 
 def idle_wakeups(cfg, root, sink, table):

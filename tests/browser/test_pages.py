@@ -54,6 +54,7 @@ def test_too_big_frames_show_the_custom_message(shipped, tmp_path):
 def test_modern_page_shows_bar_speed_and_time_left(shipped, tmp_path):
     result = run_page(shipped, "modern", tmp_path)
     assert_done(shipped, result["id"])
+    assert result["transport"] == "events"   # the server streams: the page follows
     shot = (tmp_path / "screenshot-modern.png")
     if shot.exists():   # else it went to SCREENSHOT_DIR
         assert shot.read_bytes().startswith(b"\x89PNG")
