@@ -125,6 +125,8 @@ typedef struct {
     progress_id id;
     request_st *r;
     off_t size;                   /* body length when tracking began */
+    off_t speed_base;             /* published count the speed starts from */
+    unix_time64_t speed_second;   /* second of the last update that began one */
     unsigned char keep_alive;     /* whether the connection was to be kept */
     uint32_t ref;                 /* index in plugin_data.uploads */
     unsigned int remove_timeout;
@@ -137,7 +139,8 @@ typedef struct {
     plugin_config conf;
 
     progress_table *table;        /* in a MAP_SHARED mapping */
-    size_t table_bytes;
+    size_t table_bytes;           /* the mapping: the table, then push_shared */
+    void *push_shared;            /* the count of event streams */
     uint32_t max_entries;
     pid_t creator_pid;
     pid_t pid;                    /* this worker */
@@ -321,8 +324,10 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
     }
     /* Shared and anonymous: lighttpd forks its workers after set_defaults,
      * so every worker sees this one table.  Zero-filled, as the table
-     * requires; pages are touched only as entries use them. */
-    p->table_bytes = progress_table_bytes(p->max_entries);
+     * requires; pages are touched only as entries use them.  The count of
+     * event streams of all workers follows it in the same mapping. */
+    const size_t push_at = (progress_table_bytes(p->max_entries) + 63) & ~(size_t)63;
+    p->table_bytes = push_at + progress_push_shared_bytes();
     void * const mem = mmap(NULL, p->table_bytes, PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (MAP_FAILED == mem) {
@@ -337,6 +342,7 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
         munmap(mem, p->table_bytes);
         return 0;
     }
+    p->push_shared = (char *)mem + push_at;
     p->creator_pid = p->pid = getpid();
     return 1;
 }
@@ -345,20 +351,14 @@ static void current_answer(void *p_d, const progress_id *id, progress_snapshot *
 static void publish_live_counts(void *p_d);
 
 __attribute_cold__
-static int mod_uploadprogress_push_create(server * const srv, plugin_data * const p) {
+static void mod_uploadprogress_push_create(const server * const srv, plugin_data * const p) {
     /* one worker answers every poll live: nothing to publish */
     p->push_config.publishes = srv->srvconf.max_worker > 1;
     p->push_config.plugin_id = (size_t)p->id;
     p->push_config.answer = current_answer;
     p->push_config.publish = publish_live_counts;
     p->push_config.glue = p;
-    p->push = progress_push_create(&p->push_config);
-    if (NULL == p->push) {
-        log_perror(srv->errh, __FILE__, __LINE__,
-          "upload-progress: mmap for the count of event streams");
-        return 0;
-    }
-    return 1;
+    p->push = progress_push_create(&p->push_config, p->push_shared);
 }
 
 SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
@@ -418,10 +418,10 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
             mod_uploadprogress_merge_config(&p->defaults, cpv);
     }
 
-    return mod_uploadprogress_table_create(srv, p)
-        && mod_uploadprogress_push_create(srv, p)
-      ? HANDLER_GO_ON
-      : HANDLER_ERROR;
+    if (!mod_uploadprogress_table_create(srv, p))
+        return HANDLER_ERROR;
+    mod_uploadprogress_push_create(srv, p);
+    return HANDLER_GO_ON;
 }
 
 SERVER_FUNC(mod_uploadprogress_worker_init) {
@@ -463,6 +463,7 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
     ctx->id = *id;
     ctx->r = r;
     ctx->size = request_body_length(r);
+    ctx->speed_second = log_monotonic_secs; /* (the table's begin) */
     ctx->keep_alive = (unsigned char)request_keeps_connection(r);
     ctx->remove_timeout = p->conf.remove_timeout;
     ctx->debug = p->conf.debug;
@@ -802,11 +803,16 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
 static void publish_live_counts(void * const p_d) {
     plugin_data * const p = p_d;
     for (uint32_t i = 0; i < p->uploads_used; ++i) {
-        const upload_ctx * const ctx = p->uploads[i];
+        upload_ctx * const ctx = p->uploads[i];
         if (NULL == ctx) continue;
-        progress_table_update(p->table, &ctx->id, p->pid, ctx->ref,
-                              request_body_received(ctx->r),
-                              request_body_length(ctx->r), log_monotonic_secs);
+        const off_t received = request_body_received(ctx->r);
+        progress_table_update(p->table, &ctx->id, p->pid, ctx->ref, received,
+                              request_body_length(ctx->r), ctx->speed_base,
+                              log_monotonic_secs);
+        if (ctx->speed_second != log_monotonic_secs) {
+            ctx->speed_second = log_monotonic_secs;
+            ctx->speed_base = received;
+        }
     }
 }
 

@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,14 +116,16 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-progress_push *progress_push_create(const progress_push_config * const config)
+size_t progress_push_shared_bytes(void)
 {
-    void * const mem = mmap(NULL, sizeof(push_shared), PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (MAP_FAILED == mem) return NULL;
+    return sizeof(push_shared);
+}
+
+progress_push *progress_push_create(const progress_push_config * const config, void * const shared)
+{
     progress_push * const push = ck_calloc(1, sizeof(*push));
     push->config = *config;
-    push->shared = mem;           /* zero-filled: no streams, no workers */
+    push->shared = shared;        /* zero-filled: no streams, no workers */
     push->worker_slot = -1;
     push->timer_fd = -1;
     return push;
@@ -143,7 +144,6 @@ void progress_push_free(progress_push * const push)
         fdevent_unregister(push->ev, push->fdn);
     }
     if (push->timer_fd >= 0) close(push->timer_fd);
-    munmap(push->shared, sizeof(push_shared));
     free(push);
 }
 

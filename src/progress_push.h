@@ -5,7 +5,8 @@
  * Contract
  * - One progress_push per server, made in set_defaults (before lighttpd
  *   forks its workers): the count of streams of the whole server lives in
- *   a small shared mapping, so max_streams holds for all workers together.
+ *   shared memory the caller maps, so max_streams holds for all workers
+ *   together.
  * - A stream belongs to one request: progress_push_start() makes the
  *   request's response an event stream and keeps the stream in
  *   r->plugin_ctx[plugin_id]; it ends on the final answer (the response
@@ -49,8 +50,13 @@ typedef struct progress_push_config {
 
 typedef struct progress_push progress_push;
 
-/* NULL if the shared count cannot be mapped. */
-progress_push *progress_push_create(const progress_push_config *config);
+/* Bytes of the count of streams shared by all workers: zero-filled memory
+ * mapped MAP_SHARED before the fork (it may follow the table's). */
+size_t progress_push_shared_bytes(void);
+
+/* shared: progress_push_shared_bytes() of that memory (it outlives push). */
+progress_push *progress_push_create(const progress_push_config *config,
+                                    void *shared);
 void progress_push_free(progress_push *push);
 
 /* Whether r asks for an event stream: a GET that accepts text/event-stream. */

@@ -286,13 +286,16 @@ static void update_speed(struct slot *s, int64_t received, int64_t now)
 
 void progress_table_update(progress_table *t, const progress_id *id,
                            int32_t owner_pid, uint32_t owner_ref,
-                           int64_t received, int64_t size, int64_t now)
+                           int64_t received, int64_t size, int64_t base,
+                           int64_t now)
 {
     int found;
     const uint32_t home = home_slot(t, id);
     table_lock(t);
     struct slot * const s = &t->slots[probe(t, id, home, &found)];
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
+        if ((uint32_t)now != s->updated)
+            s->received = base;  /* the speed is measured from here */
         update_speed(s, received, now);
         s->received = received;
         s->size = size;

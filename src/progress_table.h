@@ -66,13 +66,17 @@ progress_begin_result progress_table_begin(progress_table *t,
                                            int64_t size, int32_t owner_pid,
                                            uint32_t owner_ref, int64_t now);
 
-/* Publishes the owner's live counters of an entry in flight at second now.
- * Call it about once a second: the entry's speed is the rate between this
- * update and the last one of an earlier second, averaged with the speed
- * before it (the weight of each second halves every second). */
+/* Publishes the owner's live counters of an entry in flight at second now,
+ * as often as the owner likes (several times a second, say).  At the
+ * first update of each new second the entry's speed is measured: the rate
+ * from base to received since the update that began the second before,
+ * averaged with the speed before it (the weight of each second halves
+ * every second).  So base is the received of the owner's last update that
+ * began a new second (0 before any); once a second, the last update's. */
 void progress_table_update(progress_table *t, const progress_id *id,
                            int32_t owner_pid, uint32_t owner_ref,
-                           int64_t received, int64_t size, int64_t now);
+                           int64_t received, int64_t size, int64_t base,
+                           int64_t now);
 
 /* Ends the owner's entry in flight with fin's state, status, size and
  * received; it expires after the second `expires`.  Returns 1 if the entry

@@ -480,3 +480,58 @@ def test_without_accept_a_poll_is_one_answer_as_before(make_server):
                                         headers={"Accept": "application/json"})
     assert (status, hdrs["content-type"], body) == (200, "application/json",
                                                      b'{"state":"starting"}')
+
+
+def test_an_idle_stream_gets_a_keep_alive_comment_every_15_seconds(make_server):
+    server = make_server(config(1, "upload-progress.remove-timeout = 60\n"))
+    s = H1Stream(server.port, "?X-Progress-ID=" + IDS[3])
+    s.sock.settimeout(20)
+    try:
+        while len(s.events) < 2:
+            s.pump()
+        assert s.events == [("progress", '{"state":"starting"}'), ("comment", "keep-alive")]
+        assert not s.ended
+    finally:
+        s.close()
+
+
+def test_a_slow_reader_holds_a_few_kib_and_gets_the_latest_answer(make_server):
+    """An HTTP/2 client that grants no window reads nothing: its events wait
+    in lighttpd's write queue, capped, while other requests are served; once
+    it reads, it gets fewer events than there were answers, the last being
+    the final one."""
+    import h2.settings
+    server = make_server(config(1, "upload-progress.push-interval = 10\n"))
+    conn = H2Streams(server.port)
+    conn.client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+    conn.client.flush()
+    pid = IDS[4]
+    pieces = 120
+    try:
+        sid = conn.open("?X-Progress-ID=" + pid)
+        st = conn.client.streams[sid]
+        while st["status"] is None:
+            conn.client.pump()
+        up = SlowUpload(server.port, "/sink.cgi", size=pieces, pid=pid)
+        for _ in range(pieces - 1):
+            up.send(1)
+            # other requests are served meanwhile, and see each byte
+            server.wait_for(pid, lambda a: a.get("received") == up.sent)
+            time.sleep(0.012)
+        up.send(1)
+        assert up.response()[0] == 200
+        up.close()
+        assert st["body"] == b""
+        conn.client.conn.update_settings(
+            {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+        conn.client.flush()
+        while not st["ended"]:
+            conn.client.pump()
+        answers = progress(conn.events(sid))
+        assert answers[-1] == {"state": "done", "received": pieces, "size": pieces}
+        event_bytes = len(st["body"])
+        # uncapped, every one of the pieces would have been an event
+        assert len(answers) < pieces // 2, len(answers)
+        assert event_bytes <= 4096 + 2 * 256, event_bytes
+    finally:
+        conn.close()

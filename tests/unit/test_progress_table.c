@@ -96,7 +96,7 @@ START_TEST(begin_update_finish)
     ck_assert_uint_eq(s.owner_ref, 7);
 
     const progress_id id = make_id(1);
-    progress_table_update(table, &id, OWNER, 7, 400, 1000, 6);
+    progress_table_update(table, &id, OWNER, 7, 400, 1000, 0, 6);
     ck_assert_int_eq(get(table, 1, 6).received, 400);
 
     ck_assert_int_eq(finish(table, 1, 7, PROGRESS_DONE, 200, 66), 1);
@@ -108,10 +108,12 @@ START_TEST(begin_update_finish)
 }
 END_TEST
 
+/* Once a second, so the base is what the last update published. */
 static void update_at(uint32_t n, int64_t received, int64_t now)
 {
     const progress_id id = make_id(n);
-    progress_table_update(table, &id, OWNER, 7, received, 1000000, now);
+    const int64_t base = get(table, n, now).received;
+    progress_table_update(table, &id, OWNER, 7, received, 1000000, base, now);
 }
 
 START_TEST(speed_is_unknown_until_a_whole_second_is_measured)
@@ -126,6 +128,27 @@ START_TEST(speed_is_unknown_until_a_whole_second_is_measured)
     ck_assert_int_eq(get(table, 1, 101).received, 9000);
     update_at(1, 19000, 102);
     ck_assert_int_eq(get(table, 1, 102).speed, 10000);
+}
+END_TEST
+
+/* An owner that publishes several times a second: base as the glue keeps it. */
+static void publish_at(int64_t received, int64_t base, int64_t now)
+{
+    const progress_id id = make_id(1);
+    progress_table_update(table, &id, OWNER, 7, received, 1000000, base, now);
+}
+
+START_TEST(speed_is_the_same_when_published_several_times_a_second)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 1000000, 7, 0), PROGRESS_BEGIN_OK);
+    publish_at(1000, 0, 1);
+    publish_at(5000, 1000, 1);
+    publish_at(9000, 1000, 1);
+    ck_assert_int_eq(get(table, 1, 1).received, 9000);  /* fresh */
+    publish_at(11000, 1000, 2);
+    ck_assert_int_eq(get(table, 1, 2).speed, 10000);     /* from 1000 */
+    ck_assert_int_eq(get(table, 1, 2).received, 11000);
 }
 END_TEST
 
@@ -193,8 +216,8 @@ START_TEST(only_the_owner_updates_and_finishes)
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
     const progress_id id = make_id(1);
-    progress_table_update(table, &id, OTHER, 7, 999, 1000, 1);
-    progress_table_update(table, &id, OWNER, 8, 999, 1000, 1);
+    progress_table_update(table, &id, OTHER, 7, 999, 1000, 0, 1);
+    progress_table_update(table, &id, OWNER, 8, 999, 1000, 0, 1);
     ck_assert_int_eq(get(table, 1, 0).received, 0);
     const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200 };
     ck_assert_int_eq(progress_table_finish(table, &id, OTHER, 7, &fin, 10), 0);
@@ -214,7 +237,7 @@ START_TEST(an_id_in_flight_is_not_taken_over)
     table = new_table(16);
     ck_assert_int_eq(begin(table, 1, 1000, 7, 0), PROGRESS_BEGIN_OK);
     const progress_id id = make_id(1);
-    progress_table_update(table, &id, OWNER, 7, 300, 1000, 0);
+    progress_table_update(table, &id, OWNER, 7, 300, 1000, 0, 0);
     ck_assert_int_eq(begin(table, 1, 5, 8, 1), PROGRESS_BEGIN_IN_FLIGHT);
     const progress_snapshot s = get(table, 1, 1);
     ck_assert_int_eq(s.received, 300);
@@ -309,7 +332,7 @@ START_TEST(a_dead_owners_uploads_become_errors)
     ck_assert_int_eq(progress_table_begin(table, &a, 100, 41, 0, 0), PROGRESS_BEGIN_OK);
     ck_assert_int_eq(progress_table_begin(table, &b, 100, 41, 1, 0), PROGRESS_BEGIN_OK);
     ck_assert_int_eq(progress_table_begin(table, &c, 100, 42, 0, 0), PROGRESS_BEGIN_OK);
-    progress_table_update(table, &a, 41, 0, 60, 100, 0);
+    progress_table_update(table, &a, 41, 0, 60, 100, 0, 0);
     const progress_snapshot done = { .state = PROGRESS_DONE, .status = 200,
                                      .size = 100, .received = 100 };
     ck_assert_int_eq(progress_table_finish(table, &b, 41, 1, &done, 9), 1);
@@ -527,7 +550,7 @@ static int hammer(progress_table *t, int w)
         const progress_id id = make_id((uint32_t)w * PER_WORKER + k);
         if (progress_table_begin(t, &id, 1000, pid, k, 0) != PROGRESS_BEGIN_OK) return 1;
         for (int64_t r = 250; r <= 1000; r += 250)
-            progress_table_update(t, &id, pid, k, r, 1000, r / 250);
+            progress_table_update(t, &id, pid, k, r, 1000, r - 250, r / 250);
         const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
                                         .size = 1000, .received = 1000 };
         if (!progress_table_finish(t, &id, pid, k, &fin, 100)) return 2;
@@ -576,7 +599,7 @@ START_TEST(one_id_is_in_flight_in_one_process_at_a_time)
             const progress_id id = make_id(k % 8);
             if (progress_table_begin(t, &id, 10, pid, k, 0) != PROGRESS_BEGIN_OK) continue;
             /* while it is ours, nobody else may change it */
-            progress_table_update(t, &id, pid, k, 5, 10, 0);
+            progress_table_update(t, &id, pid, k, 5, 10, 0, 0);
             progress_snapshot s;
             progress_table_lookup(t, &id, 0, &s);
             failures += s.owner_pid != pid || s.owner_ref != k || s.received != 5;
@@ -664,6 +687,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, unknown_id_is_starting);
     tcase_add_test(tc, begin_update_finish);
     tcase_add_test(tc, speed_is_unknown_until_a_whole_second_is_measured);
+    tcase_add_test(tc, speed_is_the_same_when_published_several_times_a_second);
     tcase_add_test(tc, speed_follows_the_last_few_seconds);
     tcase_add_test(tc, speed_survives_a_wrapping_32_bit_second);
     tcase_add_test(tc, speed_ignores_counts_that_go_back_and_saturates);
