@@ -1214,7 +1214,7 @@ def main():
         cfg.seconds, cfg.reps, cfg.upload_mib = 1, 1, 16
         cfg.entries, cfg.burst, cfg.fresh_seconds = (10, 1000), 0.5, 2
         cfg.latency_workers, cfg.latency_seconds = (1,), 3
-        cfg.uploads, cfg.watchers, cfg.cost_seconds, cfg.idle_seconds = 10, 100, 5, 3
+        cfg.uploads, cfg.watchers, cfg.cost_seconds, cfg.idle_seconds = 10, 100, 3, 3
         cfg.windows, cfg.cg_requests, cfg.cg_reps, cfg.cg_upload_mib = 1, 200, 1, 4
     else:
         cfg.seconds, cfg.reps, cfg.upload_mib = 5, 3, 1024

@@ -184,8 +184,9 @@ function stateOfResponse(id, xhr) {
 
 // Sends `body` (a File, Blob or FormData) with XMLHttpRequest to `url` with a
 // new progress id, and reports its progress to onState(state).
-// Returns { id, cancel(), finished }: cancel() aborts the upload and reports
-// "cancelled"; finished is a promise of the final state.
+// Returns { id, cancel(), finished, transport }: cancel() aborts the upload
+// and reports "cancelled"; finished is a promise of the final state;
+// transport is the watch's ("events" or "poll").
 export function uploadWithProgress(url, body, onState, options = {}) {
   const id = newProgressId();
   const xhr = new XMLHttpRequest();
