@@ -15,13 +15,11 @@
 
 #include "base.h"
 #include "buffer.h"
-#include "chunk.h"
 #include "fdevent.h"
-#include "http_chunk.h"
 #include "http_header.h"
-#include "log.h"
 #include "request.h"
 
+#include "lighttpd_compat.h"
 #include "progress_render.h"
 
 /* Above this many bytes of a stream still queued for its client, events
@@ -35,40 +33,6 @@
 static const char event_progress[] = "event: progress\ndata: ";
 static const char event_timeout[] = "event: timeout\ndata: ";
 static const char keepalive[] = ": keep-alive\n\n";
-
-/* --- lighttpd accessors (to move into lighttpd_compat.h) --------------- */
-
-/* Wakes r's connection so that lighttpd writes what was queued. */
-static void request_wake(request_st * const r)
-{
-    joblist_append(r->con);
-}
-
-static fdevents * request_event_loop(const request_st * const r)
-{
-    return r->con->srv->ev;
-}
-
-/* Queued response bytes not yet written to the client. */
-static off_t request_queued(const request_st * const r)
-{
-    return chunkqueue_length(&r->write_queue);
-}
-
-/* Whether the client closed its side (HTTP/1.x): lighttpd takes a FIN for
- * a half-close and keeps writing, but an event stream's client has
- * nothing more to send, so it is gone. */
-static int request_client_closed(const request_st * const r)
-{
-    return 0 != (r->conf.stream_request_body & FDEVENT_STREAM_REQUEST_TCP_FIN);
-}
-
-/* Ends a streamed response after what is queued (HTTP/1.1: last chunk). */
-static void request_end_response(request_st * const r)
-{
-    http_chunk_close(r);
-    r->resp_body_finished = 1;
-}
 
 /* --- the count of streams, shared by all workers ----------------------- */
 
@@ -97,7 +61,7 @@ struct progress_push {
     push_shared *shared;
     int worker_slot;              /* -1: none claimed (yet) */
 
-    fdevents *ev;                 /* NULL until the timer is made */
+    server *srv;                  /* NULL until the timer is made */
     fdnode *fdn;
     int timer_fd;
     int64_t armed_for_ms;         /* 0: disarmed */
@@ -140,8 +104,8 @@ void progress_push_free(progress_push * const push)
         stream_free(push, push->streams[push->nstreams - 1]);
     free(push->streams);
     if (NULL != push->fdn) {
-        fdevent_fdnode_event_del(push->ev, push->fdn);
-        fdevent_unregister(push->ev, push->fdn);
+        fdevent_fdnode_event_del(push->srv->ev, push->fdn);
+        fdevent_unregister(push->srv->ev, push->fdn);
     }
     if (push->timer_fd >= 0) close(push->timer_fd);
     free(push);
@@ -195,14 +159,14 @@ void progress_push_worker_gone(progress_push * const push, const pid_t pid)
 
 static handler_t push_on_timer(void *ctx, int revents);
 
-static int timer_ready(progress_push * const push, fdevents * const ev)
+static int timer_ready(progress_push * const push, server * const srv)
 {
     if (NULL != push->fdn) return 1;
     push->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (push->timer_fd < 0) return 0;
-    push->ev = ev;
-    push->fdn = fdevent_register(ev, push->timer_fd, push_on_timer, push);
-    fdevent_fdnode_event_set(ev, push->fdn, FDEVENT_IN);
+    push->srv = srv;
+    push->fdn = fdevent_register(srv->ev, push->timer_fd, push_on_timer, push);
+    fdevent_fdnode_event_set(srv->ev, push->fdn, FDEVENT_IN);
     return 1;
 }
 
@@ -234,7 +198,7 @@ void progress_push_uploads(progress_push * const push, server * const srv, const
     push->uploads_in_flight = in_flight;
     if (!push->config.publishes || was == publishing(push)) return;
     if (!was) {
-        if (!timer_ready(push, srv->ev)) return;
+        if (!timer_ready(push, srv)) return;
         push->next_publish_ms = monotonic_ms() + push->config.publish_ms;
     }
     timer_rearm(push);
@@ -270,15 +234,21 @@ static void stream_write(push_stream * const s, const int64_t now, const char * 
     s->last_write_ms = now;
 }
 
-/* The last event: the response ends after it, the stream goes now. */
-static void stream_end(progress_push * const push, push_stream * const s, const int64_t now, const char * const head, const size_t head_len, const char * const data, const size_t len)
+/* Ends the response with what is queued; the stream goes now. */
+static void stream_close(progress_push * const push, push_stream * const s)
 {
     request_st * const r = s->r;
-    stream_write(s, now, head, head_len, data, len);
     request_end_response(r);
     r->plugin_ctx[push->config.plugin_id] = NULL;
     stream_free(push, s);
     request_wake(r);
+}
+
+/* The last event: the response ends after it, the stream goes now. */
+static void stream_end(progress_push * const push, push_stream * const s, const int64_t now, const char * const head, const size_t head_len, const char * const data, const size_t len)
+{
+    stream_write(s, now, head, head_len, data, len);
+    stream_close(push, s);
 }
 
 static int answer_is_final(const progress_snapshot * const snap)
@@ -340,7 +310,7 @@ static void set_stream_headers(request_st * const r)
 
 int progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
 {
-    if (!timer_ready(push, request_event_loop(r))) return -1;
+    if (!timer_ready(push, request_server(r))) return -1;
     if (!count_stream_in(push)) return -1;
 
     push_stream * const s = ck_calloc(1, sizeof(*s));
@@ -359,8 +329,7 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
     set_stream_headers(r);
     r->http_status = 200;
     r->resp_body_finished = 0;
-    /* HTTP/2 sends a stream's data before the end only when streaming */
-    r->conf.stream_response_body |= FDEVENT_STREAM_RESPONSE;
+    request_stream_response(r);
 
     const int64_t now = monotonic_ms();
     if (1 == push->nstreams) push->next_push_ms = now + push->config.push_ms;
@@ -396,6 +365,11 @@ static handler_t push_on_timer(void * const ctx, const int revents)
     if (publishing(push) && now >= push->next_publish_ms) {
         push->config.publish(push->config.glue);
         push->next_publish_ms = now + push->config.publish_ms;
+    }
+    if (server_shutting_down(push->srv)) {
+        /* no final event: EventSource connects again, to the next server */
+        while (push->nstreams)
+            stream_close(push, push->streams[push->nstreams - 1]);
     }
     if (push->nstreams && now >= push->next_push_ms) {
         /* from the end: a stream that ends swaps the last one into its place */

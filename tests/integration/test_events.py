@@ -2,13 +2,16 @@
 and HTTP/2, with one worker and four."""
 import http.client
 import json
+import os
+import signal
 import socket
 import time
 
+import h2.settings
 import pytest
 
 from h2client import H2Client
-from lighty import Lighttpd, SlowUpload, counts, serving_pid, workers_of
+from lighty import Lighttpd, SlowUpload, counts, serving_pid, wait_for, workers_of
 
 IDS = ["%032x" % (0xe7e0 + n) for n in range(8)]
 ACCEPT = "text/event-stream"
@@ -20,6 +23,8 @@ def config(workers=1, extra=""):
 
 
 def wait_for_workers(server, n):
+    if os.environ.get("UPLOADPROGRESS_VALGRIND"):
+        pytest.skip("under valgrind the workers are not named lighttpd")
     deadline = time.monotonic() + 10
     while len(workers_of(server)) < n:
         assert time.monotonic() < deadline, "workers did not start"
@@ -316,6 +321,8 @@ def test_max_streams_is_one_count_for_the_server_and_a_client_gone_frees_its_str
             assert refused.headers["retry-after"] == "5"
             assert refused.headers["content-type"] == "application/json"
             refused.close()
+        assert ("upload-progress: 3 event streams at once (upload-progress.max-streams); "
+                "more are refused with 503") in server.error_log()
         # a client that goes away frees its stream at once
         streams.pop().close()
         deadline = time.monotonic() + 10
@@ -500,7 +507,6 @@ def test_a_slow_reader_holds_a_few_kib_and_gets_the_latest_answer(make_server):
     in lighttpd's write queue, capped, while other requests are served; once
     it reads, it gets fewer events than there were answers, the last being
     the final one."""
-    import h2.settings
     server = make_server(config(1, "upload-progress.push-interval = 10\n"))
     conn = H2Streams(server.port)
     conn.client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
@@ -533,5 +539,56 @@ def test_a_slow_reader_holds_a_few_kib_and_gets_the_latest_answer(make_server):
         # uncapped, every one of the pieces would have been an event
         assert len(answers) < pieces // 2, len(answers)
         assert event_bytes <= 4096 + 2 * 256, event_bytes
+    finally:
+        conn.close()
+
+
+def poll_or_none(server, pid):
+    """A poll's answer, or None while the server restarts."""
+    try:
+        return server.poll(pid)[0]
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_graceful_restart_ends_the_streams_without_a_final_event(make_server, workers):
+    """lighttpd waits for the requests in flight before it restarts: the
+    streams end at once (EventSource connects again, to the new server)."""
+    server = make_server(config(workers, "upload-progress.remove-timeout = 600\n"
+                                         "server.feature-flags = "
+                                         '( "server.graceful-shutdown-timeout" => 60 )\n'))
+    if workers > 1:
+        wait_for_workers(server, workers)
+    streams = [H1Stream(server.port, "?X-Progress-ID=" + pid) for pid in IDS[:3]]
+    try:
+        os.kill(server.proc.pid, signal.SIGUSR1)
+        for s in streams:
+            while not s.ended:
+                s.pump()
+            assert s.events == [("progress", '{"state":"starting"}')]
+        # then the new server answers (polls wait in the listen queue)
+        wait_for(lambda: poll_or_none(server, IDS[0]),
+                 lambda a: a == {"state": "starting"}, timeout=40)
+        assert server.proc.poll() is None
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_an_upload_and_its_stream_share_one_http2_connection(make_server):
+    server = make_server(config(1))
+    conn = H2Streams(server.port)
+    pid = IDS[5]
+    try:
+        watch = H2Watch(server, pid, conn)
+        watch.wait(lambda a: a == {"state": "starting"})
+        up = conn.client.upload("/sink.cgi", pid=pid, size=30000)
+        conn.client.send(up, 10000)
+        watch.wait(lambda a: a.get("received") == 10000)
+        conn.client.send(up, 20000, end=True)
+        assert conn.client.response(up)[0] == 200
+        assert progress(watch.ended())[-1] == {"state": "done", "received": 30000,
+                                               "size": 30000}
     finally:
         conn.close()
