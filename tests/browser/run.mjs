@@ -194,6 +194,32 @@ const scenarios = {
     return result;
   },
 
+  // Forced events, and the server refuses the stream (here the test answers
+  // for it, as a server at max-streams would: 503 with JSON): no fallback,
+  // the watch ends with an error of status 0.
+  async "modern-events-refused"(page) {
+    await page.route((url) => url.pathname === "/progress", (route) => {
+      if (!(route.request().headers().accept ?? "").includes("text/event-stream")) {
+        return route.continue();
+      }
+      return route.fulfill({ status: 503, contentType: "application/json",
+                             headers: { "Retry-After": "5" },
+                             body: '{"error":"too many event streams: poll, or retry later"}' });
+    });
+    await throttleUploads(page, 256 * 1024);
+    await page.goto(base + "/modern/?transport=events");
+    await page.setInputFiles("#file", randomFile("one.bin", MiB));
+    await page.click("#send");
+    const view = widget(page);
+    await view.waitFor("error");
+    const message = await view.status.textContent();
+    assert.equal(message, "The connection to the server was lost.");
+    const form = page.locator("form");
+    const transport = await form.getAttribute("data-transport");
+    assert.equal(transport, "events");
+    return { id: await form.getAttribute("data-progress-id"), message, transport };
+  },
+
   async "modern-cancel"(page) {
     await throttleUploads(page, 512 * 1024);
     await page.goto(base + "/modern/");

@@ -77,6 +77,12 @@ def test_modern_page_polls_on_when_its_event_stream_breaks(shipped, tmp_path):
     assert result["transport"] == "poll"
 
 
+def test_modern_page_forced_to_events_reports_a_refused_stream(shipped, tmp_path):
+    result = run_page(shipped, "modern-events-refused", tmp_path)
+    assert result["transport"] == "events"   # no fallback to polls
+    assert result["message"] == "The connection to the server was lost."
+
+
 def test_modern_page_cancel_ends_the_upload_as_an_error(shipped, tmp_path):
     result = run_page(shipped, "modern-cancel", tmp_path)
     seen = shipped.wait_for(result["id"], lambda a: a["state"] != "uploading", timeout=30)
