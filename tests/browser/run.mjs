@@ -103,6 +103,16 @@ async function submitInFrames(page, path, file) {
   return { id, view: widget(progress) };
 }
 
+// Answers the page's event-stream requests at the progress URL with
+// `response` (Playwright's route.fulfill options) instead of the server;
+// polls still reach the server.
+async function answerEventStreams(page, response) {
+  await page.route((url) => url.pathname === "/progress", (route) => {
+    const accept = route.request().headers().accept ?? "";
+    return accept.includes("text/event-stream") ? route.fulfill(response) : route.continue();
+  });
+}
+
 // Uploads 5 MiB at 1 MiB/s on the modern page (its URL's query: `query`)
 // and checks what it shows on the way; returns the id, the bar's values,
 // the transport the page used last and how often the bar moved.
@@ -182,13 +192,8 @@ const scenarios = {
   // test serves itself: one event, then the end of the response): the page
   // goes on by polling, to the end.
   async "modern-stream-breaks"(page) {
-    await page.route((url) => url.pathname === "/progress", (route) => {
-      if (!(route.request().headers().accept ?? "").includes("text/event-stream")) {
-        return route.continue();
-      }
-      return route.fulfill({ status: 200, contentType: "text/event-stream",
-                             body: 'event: progress\ndata: {"state":"starting"}\n\n' });
-    });
+    await answerEventStreams(page, { status: 200, contentType: "text/event-stream",
+                                     body: 'event: progress\ndata: {"state":"starting"}\n\n' });
     const result = await uploadOnModernPage(page, "");
     assert.equal(result.transport, "poll");
     return result;
@@ -198,14 +203,9 @@ const scenarios = {
   // for it, as a server at max-streams would: 503 with JSON): no fallback,
   // the watch ends with an error of status 0.
   async "modern-events-refused"(page) {
-    await page.route((url) => url.pathname === "/progress", (route) => {
-      if (!(route.request().headers().accept ?? "").includes("text/event-stream")) {
-        return route.continue();
-      }
-      return route.fulfill({ status: 503, contentType: "application/json",
-                             headers: { "Retry-After": "5" },
-                             body: '{"error":"too many event streams: poll, or retry later"}' });
-    });
+    await answerEventStreams(page, {
+      status: 503, contentType: "application/json", headers: { "Retry-After": "5" },
+      body: '{"error":"too many event streams: poll, or retry later"}' });
     await throttleUploads(page, 256 * 1024);
     await page.goto(base + "/modern/?transport=events");
     await page.setInputFiles("#file", randomFile("one.bin", MiB));
