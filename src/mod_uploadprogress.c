@@ -663,11 +663,20 @@ static void log_streams_full(request_st * const r, plugin_data * const p) {
       "more are refused with 503", p->push_config.max_streams);
 }
 
+static void log_stream(request_st * const r, const progress_id * const id) {
+    char idhex[PROGRESS_ID_HEX_LEN + 1];
+    progress_id_format(id, idhex);
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: event stream %s", idhex);
+}
+
 /* An event stream instead of one answer (doc: "Events"). */
 static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * const p, const progress_id * const id) {
     request_set_handler(r, (plugin_data_base *)p);
-    if (0 == progress_push_start(p->push, r, id, p->conf.remove_timeout))
+    if (0 == progress_push_start(p->push, r, id, p->conf.remove_timeout)) {
+        if (p->conf.debug) log_stream(r, id);
         return HANDLER_FINISHED;
+    }
     log_streams_full(r, p);
     http_header_response_set(r, HTTP_HEADER_OTHER, CONST_STR_LEN("Retry-After"),
                              CONST_STR_LEN(UPLOADPROGRESS_STREAMS_RETRY_AFTER));

@@ -592,3 +592,13 @@ def test_an_upload_and_its_stream_share_one_http2_connection(make_server):
                                                "size": 30000}
     finally:
         conn.close()
+
+
+def test_debug_logs_each_stream_as_it_starts(make_server):
+    server = make_server(config(1, 'upload-progress.debug = "enable"\n'))
+    s = H1Stream(server.port, "?X-Progress-ID=" + IDS[0])
+    try:
+        assert s.status == 200
+        assert "upload-progress: event stream %s" % IDS[0] in server.error_log()
+    finally:
+        s.close()
