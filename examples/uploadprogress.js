@@ -1,6 +1,7 @@
 // uploadprogress.js: a small client for mod_uploadprogress (an ES module,
-// no dependencies).  It makes a progress id, attaches it to an upload, polls
-// the progress URL and reports each state to a callback until the upload is
+// no dependencies).  It makes a progress id, attaches it to an upload,
+// follows it at the progress URL (an event stream where the server sends
+// one, else polls) and reports each state to a callback until the upload is
 // done, has failed or was cancelled.  Reference: doc/client.md.
 
 export const PROGRESS_URL = "/progress";
@@ -59,18 +60,28 @@ async function fetchAnswer(url) {
   return response.json();
 }
 
-// Polls the progress of upload `id` and calls onState(state) after each
-// poll until a final state.  Returns { id, stop(), ended(fallback) }:
-// stop() ends polling silently; ended(fallback) tells the watcher that the
-// upload request itself has ended: it polls once more at once and reports
-// that answer if it is final, else `fallback`.
+// The transports of watchProgress: "auto" follows an event stream where
+// the server answers with one and polls otherwise; the others force one.
+const TRANSPORTS = new Set(["auto", "events", "poll"]);
+
+// Follows the progress of upload `id` and calls onState(state) with each
+// answer until a final state: over an event stream (EventSource) or by
+// polling, as options.transport says.  Returns { id, transport, stop(),
+// ended(fallback) }: transport is "events" or "poll", the one in use;
+// stop() ends the watch silently; ended(fallback) tells the watcher that
+// the upload request itself has ended: it polls once more at once and
+// reports that answer if it is final, else `fallback`.
 export function watchProgress(id, onState, options = {}) {
   const url = withProgressId(options.progressUrl ?? PROGRESS_URL, id);
   const interval = options.interval ?? POLL_INTERVAL;
+  const wanted = options.transport ?? "auto";
+  if (!TRANSPORTS.has(wanted)) throw new Error("unknown transport " + wanted);
   const measure = speedMeter();
   let timer = null;
+  let source = null;
   let over = false;
   let failures = 0;
+  const watcher = { id, transport: "poll", stop, ended };
 
   function report(state) {
     if (over) return;
@@ -81,6 +92,12 @@ export function watchProgress(id, onState, options = {}) {
   function stop() {
     over = true;
     clearTimeout(timer);
+    closeStream();
+  }
+
+  function closeStream() {
+    source?.close();
+    source = null;
   }
 
   async function tick() {
@@ -96,9 +113,52 @@ export function watchProgress(id, onState, options = {}) {
     if (!over) timer = setTimeout(tick, interval);
   }
 
+  function poll() {
+    watcher.transport = "poll";
+    tick();
+  }
+
+  // A stream that fails, or that the server ends before a final event,
+  // leaves the watch to polling (or, with transport "events", to the
+  // browser's own reconnection, and to an error once it gives up).
+  function streamFailed(reason) {
+    if (over) return;
+    if (wanted === "events") {
+      if (source.readyState === EventSource.CLOSED) {
+        report({ id, state: "error", status: 0, reason });
+      }
+      return;
+    }
+    closeStream();
+    poll();
+  }
+
+  function listen() {
+    watcher.transport = "events";
+    source = new EventSource(url);
+    source.addEventListener("progress", (event) => {
+      let answer;
+      try {
+        answer = JSON.parse(event.data);
+      } catch {
+        streamFailed("the event stream sent " + event.data);
+        return;
+      }
+      report(stateOf(id, answer, measure));
+    });
+    source.addEventListener("error", () => streamFailed("the event stream failed"));
+    // The server's last event for an id that has not begun within its
+    // remove-timeout: the upload may still come (polls wait for it).
+    source.addEventListener("timeout", () => {
+      source.close();
+      streamFailed("the upload did not begin within the server's remove-timeout");
+    });
+  }
+
   async function ended(fallback) {
     if (over) return;
     clearTimeout(timer);
+    closeStream();
     let state = fallback;
     try {
       const last = stateOf(id, await fetchAnswer(url), measure);
@@ -109,8 +169,9 @@ export function watchProgress(id, onState, options = {}) {
     report(state);
   }
 
-  tick();
-  return { id, stop, ended };
+  if (wanted === "poll" || (wanted === "auto" && typeof EventSource !== "function")) poll();
+  else listen();
+  return watcher;
 }
 
 // What the upload's own response says, for when the server's table cannot
@@ -123,8 +184,9 @@ function stateOfResponse(id, xhr) {
 
 // Sends `body` (a File, Blob or FormData) with XMLHttpRequest to `url` with a
 // new progress id, and reports its progress to onState(state).
-// Returns { id, cancel(), finished }: cancel() aborts the upload and reports
-// "cancelled"; finished is a promise of the final state.
+// Returns { id, cancel(), finished, transport }: cancel() aborts the upload
+// and reports "cancelled"; finished is a promise of the final state;
+// transport is the watch's ("events" or "poll").
 export function uploadWithProgress(url, body, onState, options = {}) {
   const id = newProgressId();
   const xhr = new XMLHttpRequest();
@@ -148,5 +210,8 @@ export function uploadWithProgress(url, body, onState, options = {}) {
     xhr.abort();
     deliver({ ...last, state: "cancelled", speed: undefined, eta: undefined });
   }
-  return { id, cancel, finished };
+  return {
+    id, cancel, finished,
+    get transport() { return watcher.transport; },
+  };
 }

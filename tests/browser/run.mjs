@@ -42,16 +42,37 @@ async function throttleUploads(page, bytesPerSecond) {
   });
 }
 
-// Records every value the page's progress bars take, in any frame.
+// Records every value the page's progress bars take, in any frame, and
+// when (seen.times: the page's clock, in ms).
 async function recordBar(page) {
   const seen = [];
-  await page.exposeFunction("recordProgress", (value) => seen.push(Number(value)));
+  seen.times = [];
+  await page.exposeFunction("recordProgress", (value, ms) => {
+    seen.push(Number(value));
+    seen.times.push(ms);
+  });
   await page.addInitScript(() => {
     new MutationObserver((records) => {
-      for (const r of records) window.recordProgress(r.target.getAttribute("aria-valuenow"));
+      for (const r of records) {
+        window.recordProgress(r.target.getAttribute("aria-valuenow"), performance.now());
+      }
     }).observe(document, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
   });
   return seen;
+}
+
+// How many times a second the bar moved between 0 and 100 % (exclusive):
+// its distinct values there, less the first, over the time between the
+// first and the last of them.
+function movesPerSecond(seen) {
+  const moves = [];
+  seen.forEach((value, i) => {
+    if (value > 0 && value < 100 && value !== moves.at(-1)?.value) {
+      moves.push({ value, ms: seen.times[i] });
+    }
+  });
+  if (moves.length < 2) return 0;
+  return (moves.length - 1) / ((moves.at(-1).ms - moves[0].ms) / 1000);
 }
 
 function widget(frame) {
@@ -82,6 +103,53 @@ async function submitInFrames(page, path, file) {
   return { id, view: widget(progress) };
 }
 
+// Answers the page's event-stream requests at the progress URL with
+// `response` (Playwright's route.fulfill options) instead of the server;
+// polls still reach the server.
+async function answerEventStreams(page, response) {
+  await page.route((url) => url.pathname === "/progress", (route) => {
+    const accept = route.request().headers().accept ?? "";
+    return accept.includes("text/event-stream") ? route.fulfill(response) : route.continue();
+  });
+}
+
+// Uploads 5 MiB at 1 MiB/s on the modern page (its URL's query: `query`)
+// and checks what it shows on the way; returns the id, the bar's values,
+// the transport the page used last and how often the bar moved.
+async function uploadOnModernPage(page, query) {
+  const seen = await recordBar(page);
+  await throttleUploads(page, 1024 * 1024);
+  await page.goto(base + "/modern/" + query);
+  await page.setInputFiles("#file", randomFile("five.bin", 5 * MiB));
+  await page.click("#send");
+  const view = widget(page);
+  // Mid-upload, with speed and time left known: the README's screenshot.
+  await page.waitForFunction(() => {
+    const pct = Number(document.querySelector(".bar").getAttribute("aria-valuenow"));
+    const details = document.querySelector(".details").textContent;
+    return pct >= 20 && pct <= 90 && /\d \S+\/s/.test(details) && / left$/.test(details);
+  }, null, WAIT);
+  const details = await page.locator(".details").textContent();
+  console.log("mid-upload:", await page.locator(".percent").textContent(), details);
+  assert.match(details, /^\d+\.\d MiB of 5\.0 MiB · \d+\.\d (KiB|MiB)\/s · \d+ s left$/);
+  assert.equal(await view.status.textContent(), "Uploading…");
+  assert.equal(await page.locator("#cancel").isEnabled(), true);
+  await page.screenshot({ path: join(process.env.SCREENSHOT_DIR || workdir, "screenshot-modern.png"),
+                         animations: "disabled" });
+  await view.waitFor("done");
+  assert.match(await view.status.textContent(), /^Upload complete: 5\.0 MiB received\.$/);
+  assert.equal(await page.locator(".percent").textContent(), "100%");
+  assert.equal(await page.locator("#cancel").isEnabled(), false);
+  assertSeveralSteps(seen);
+  const form = page.locator("form");
+  const result = { id: await form.getAttribute("data-progress-id"), seen,
+                   transport: await form.getAttribute("data-transport"),
+                   movesPerSecond: movesPerSecond(seen) };
+  console.log("transport:", result.transport,
+              "bar moves per second:", result.movesPerSecond.toFixed(2));
+  return result;
+}
+
 const scenarios = {
   async classic(page) {
     const seen = await recordBar(page);
@@ -101,32 +169,55 @@ const scenarios = {
     return { id };
   },
 
-  async modern(page) {
-    const seen = await recordBar(page);
-    await throttleUploads(page, 1024 * 1024);
-    await page.goto(base + "/modern/");
-    await page.setInputFiles("#file", randomFile("five.bin", 5 * MiB));
+  modern: (page) => uploadOnModernPage(page, ""),
+
+  // Forced polling: the bar still moves, in steps of the poll interval.
+  async "modern-poll"(page) {
+    const result = await uploadOnModernPage(page, "?transport=poll");
+    assert.equal(result.transport, "poll");
+    return result;
+  },
+
+  // Forced events: the bar moves more than once a second, at the server's
+  // push interval, where a poll every 500 ms moves it at most twice.
+  async "modern-events"(page) {
+    const result = await uploadOnModernPage(page, "?transport=events");
+    assert.equal(result.transport, "events");
+    assert.ok(result.movesPerSecond > 2,
+      `over events the bar moved ${result.movesPerSecond.toFixed(2)} times a second`);
+    return result;
+  },
+
+  // An event stream that breaks off before the upload ends (here one the
+  // test serves itself: one event, then the end of the response): the page
+  // goes on by polling, to the end.
+  async "modern-stream-breaks"(page) {
+    await answerEventStreams(page, { status: 200, contentType: "text/event-stream",
+                                     body: 'event: progress\ndata: {"state":"starting"}\n\n' });
+    const result = await uploadOnModernPage(page, "");
+    assert.equal(result.transport, "poll");
+    return result;
+  },
+
+  // Forced events, and the server refuses the stream (here the test answers
+  // for it, as a server at max-streams would: 503 with JSON): no fallback,
+  // the watch ends with an error of status 0.
+  async "modern-events-refused"(page) {
+    await answerEventStreams(page, {
+      status: 503, contentType: "application/json", headers: { "Retry-After": "5" },
+      body: '{"error":"too many event streams: poll, or retry later"}' });
+    await throttleUploads(page, 256 * 1024);
+    await page.goto(base + "/modern/?transport=events");
+    await page.setInputFiles("#file", randomFile("one.bin", MiB));
     await page.click("#send");
     const view = widget(page);
-    // Mid-upload, with speed and time left known: the README's screenshot.
-    await page.waitForFunction(() => {
-      const pct = Number(document.querySelector(".bar").getAttribute("aria-valuenow"));
-      const details = document.querySelector(".details").textContent;
-      return pct >= 20 && pct <= 90 && /\d \S+\/s/.test(details) && / left$/.test(details);
-    }, null, WAIT);
-    const details = await page.locator(".details").textContent();
-    console.log("mid-upload:", await page.locator(".percent").textContent(), details);
-    assert.match(details, /^\d+\.\d MiB of 5\.0 MiB · \d+\.\d (KiB|MiB)\/s · \d+ s left$/);
-    assert.equal(await view.status.textContent(), "Uploading…");
-    assert.equal(await page.locator("#cancel").isEnabled(), true);
-    await page.screenshot({ path: join(process.env.SCREENSHOT_DIR || workdir, "screenshot-modern.png"),
-                           animations: "disabled" });
-    await view.waitFor("done");
-    assert.match(await view.status.textContent(), /^Upload complete: 5\.0 MiB received\.$/);
-    assert.equal(await page.locator(".percent").textContent(), "100%");
-    assert.equal(await page.locator("#cancel").isEnabled(), false);
-    assertSeveralSteps(seen);
-    return { id: await page.locator("form").getAttribute("data-progress-id"), seen };
+    await view.waitFor("error");
+    const message = await view.status.textContent();
+    assert.equal(message, "The connection to the server was lost.");
+    const form = page.locator("form");
+    const transport = await form.getAttribute("data-transport");
+    assert.equal(transport, "events");
+    return { id: await form.getAttribute("data-progress-id"), message, transport };
   },
 
   async "modern-cancel"(page) {

@@ -54,9 +54,33 @@ def test_too_big_frames_show_the_custom_message(shipped, tmp_path):
 def test_modern_page_shows_bar_speed_and_time_left(shipped, tmp_path):
     result = run_page(shipped, "modern", tmp_path)
     assert_done(shipped, result["id"])
+    assert result["transport"] == "events"   # the server streams: the page follows
     shot = (tmp_path / "screenshot-modern.png")
     if shot.exists():   # else it went to SCREENSHOT_DIR
         assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_modern_page_polls_when_its_url_says_so(shipped, tmp_path):
+    result = run_page(shipped, "modern-poll", tmp_path)
+    assert_done(shipped, result["id"])
+
+
+def test_modern_page_moves_the_bar_more_than_once_a_second_over_events(shipped, tmp_path):
+    result = run_page(shipped, "modern-events", tmp_path)
+    assert_done(shipped, result["id"])
+    assert result["transport"] == "events" and result["movesPerSecond"] > 2
+
+
+def test_modern_page_polls_on_when_its_event_stream_breaks(shipped, tmp_path):
+    result = run_page(shipped, "modern-stream-breaks", tmp_path)
+    assert_done(shipped, result["id"])
+    assert result["transport"] == "poll"
+
+
+def test_modern_page_forced_to_events_reports_a_refused_stream(shipped, tmp_path):
+    result = run_page(shipped, "modern-events-refused", tmp_path)
+    assert result["transport"] == "events"   # no fallback to polls
+    assert result["message"] == "The connection to the server was lost."
 
 
 def test_modern_page_cancel_ends_the_upload_as_an_error(shipped, tmp_path):

@@ -1,6 +1,7 @@
 """examples/lighttpd.conf and its upload target work as shipped (the demo
 runs them the same way: included, with only the port and log overridden)."""
 from lighty import HERE, Lighttpd, SlowUpload, counts
+from test_events import H1Stream, progress
 
 EXAMPLES = HERE.parent.parent / "examples"
 ID = "00112233445566778899aabbccddeeff"
@@ -73,5 +74,25 @@ def test_the_too_big_example_has_a_limit_of_1_mib(tmp_path):
                                          body=b"x" * 1024 * 1024)
         assert status == 200 and body == b'{"stored":1048576}\n'
         assert server.poll(ID)[0] == {"state": "done", "received": 1048576, "size": 1048576}
+    finally:
+        server.stop()
+
+
+def test_the_shipped_demo_streams_an_upload_to_done(tmp_path):
+    server = start_shipped(tmp_path)
+    try:
+        stream = H1Stream(server.port, "?X-Progress-ID=" + ID)
+        assert stream.status == 200
+        assert stream.headers["content-type"] == "text/event-stream"
+        up = SlowUpload(server.port, "/upload.cgi", size=300000, pid=ID, via="query")
+        up.send(300000)
+        assert up.response()[0] == 200
+        up.close()
+        while not stream.ended:
+            stream.pump()
+        stream.close()
+        answers = progress(stream.events)
+        assert answers[0] == {"state": "starting"}
+        assert counts(answers[-1]) == {"state": "done", "received": 300000, "size": 300000}
     finally:
         server.stop()
