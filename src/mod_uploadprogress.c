@@ -8,6 +8,7 @@
  * describes the behaviour. */
 #include "first.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "log.h"
 #include "request.h"
 
+#include "progress_counters.h"
 #include "progress_id.h"
 #include "progress_render.h"
 #include "progress_table.h"
@@ -130,6 +132,7 @@ typedef struct {
 
     progress_table *table;        /* in a MAP_SHARED mapping */
     size_t table_bytes;
+    progress_counters *counters;  /* in a MAP_SHARED mapping of their own */
     uint32_t max_entries;
     pid_t creator_pid;
     pid_t pid;                    /* this worker */
@@ -157,6 +160,8 @@ FREE_FUNC(mod_uploadprogress_free) {
             progress_table_destroy(p->table);
         munmap(p->table, p->table_bytes);
     }
+    if (NULL != p->counters)
+        munmap(p->counters, progress_counters_bytes());
 }
 
 static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, const config_plugin_value_t * const cpv) {
@@ -286,6 +291,36 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
     return 1;
 }
 
+/* Shared like the table, so that the status page counts for the whole
+ * server whichever worker answers it. */
+__attribute_cold__
+static int mod_uploadprogress_counters_create(server * const srv, plugin_data * const p) {
+    void * const mem = mmap(NULL, progress_counters_bytes(), PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (MAP_FAILED == mem) {
+        log_perror(srv->errh, __FILE__, __LINE__,
+          "upload-progress: mmap of %zu bytes for the counters",
+          progress_counters_bytes());
+        return 0;
+    }
+    p->counters = progress_counters_init(mem);
+    return 1;
+}
+
+/* Copies the counts into lighttpd's plugin_stats, which mod_status prints
+ * at status.statistics-url.  Those are ints: a count wraps to 0 after
+ * INT_MAX, as a counter that restarts. */
+static void mod_uploadprogress_publish_counts(const plugin_data * const p) {
+    for (int i = 0; i < PROGRESS_COUNT_N; ++i) {
+        size_t len;
+        const char * const name = progress_count_name((progress_count)i, &len);
+        const unsigned long n = progress_counters_get(p->counters, (progress_count)i);
+        plugin_stats_set(name, (uint32_t)len, (int)(n & INT_MAX));
+    }
+    plugin_stats_set("uploadprogress.entries", sizeof("uploadprogress.entries") - 1,
+                     (int)progress_table_count(p->table));
+}
+
 SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     static const config_plugin_keys_t cpk[] = {
       { CONST_STR_LEN("upload-progress.progress-url"),
@@ -332,6 +367,7 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     }
 
     return mod_uploadprogress_table_create(srv, p)
+        && mod_uploadprogress_counters_create(srv, p)
       ? HANDLER_GO_ON
       : HANDLER_ERROR;
 }
@@ -341,6 +377,7 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
     UNUSED(srv);
     p->pid = getpid();
     p->is_worker = 1;
+    mod_uploadprogress_publish_counts(p); /* every key, from the start */
     return HANDLER_GO_ON;
 }
 
@@ -352,6 +389,7 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
+    progress_counters_ended(p->counters, 1, failed);
     if (failed)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d is gone; its %u uploads in flight "
@@ -440,6 +478,7 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
                                  ctx->ref, log_monotonic_secs)) {
       case PROGRESS_BEGIN_OK:
         r->plugin_ctx[p->id] = ctx;
+        progress_counters_began(p->counters);
         if (p->conf.debug)
             log_error(r->conf.errh, __FILE__, __LINE__,
               "upload-progress: tracking %s size %lld", idhex,
@@ -455,6 +494,7 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
         log_table_full(r, p, idhex);
         break;
     }
+    progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
     upload_ctx_free(p, ctx);
     r->plugin_ctx[p->id] = &untracked_upload;
 }
@@ -512,8 +552,9 @@ static void log_finish(request_st * const r, const progress_id * const id, const
 static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
     r->plugin_ctx[p->id] = NULL;
     const progress_snapshot fin = upload_outcome(r, p, ctx);
-    progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
-                          log_monotonic_secs + ctx->remove_timeout);
+    if (progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
+                              log_monotonic_secs + ctx->remove_timeout))
+        progress_counters_ended(p->counters, PROGRESS_ERROR == fin.state, 1);
     if (ctx->debug) log_finish(r, &ctx->id, &fin);
     upload_ctx_free(p, ctx);
 }
@@ -537,12 +578,17 @@ static void record_refused(request_st * const r, plugin_data * const p) {
                                     .status = r->http_status,
                                     .size = -1, .received = -1 };
     const unix_time64_t now = log_monotonic_secs;
-    if (PROGRESS_BEGIN_OK == progress_table_begin(p->table, &id, -1, p->pid,
-                                                  UPLOADPROGRESS_REF_NONE, now)
-        && progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
-                                 &fin, now + p->conf.remove_timeout)
-        && p->conf.debug)
-        log_finish(r, &id, &fin);
+    if (PROGRESS_BEGIN_OK != progress_table_begin(p->table, &id, -1, p->pid,
+                                                  UPLOADPROGRESS_REF_NONE, now)) {
+        progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
+        return;
+    }
+    progress_counters_began(p->counters);
+    if (progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
+                              &fin, now + p->conf.remove_timeout)) {
+        progress_counters_ended(p->counters, 1, 1);
+        if (p->conf.debug) log_finish(r, &id, &fin);
+    }
 }
 
 /* Runs before lighttpd reuses or frees r, sometimes twice: the first call
@@ -612,6 +658,7 @@ static handler_t answer(request_st * const r, const int status, const char * con
 static handler_t answer_problem(request_st * const r, const plugin_data * const p, const int status, const progress_problem problem) {
     size_t len;
     r->handler_module = p->self;
+    progress_counters_add(p->counters, PROGRESS_COUNT_BAD_POLLS);
     const char * const body = progress_render_problem(problem, &len);
     return answer(r, status, "application/json", body, len);
 }
@@ -653,6 +700,7 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
         log_error(r->conf.errh, __FILE__, __LINE__,
           "upload-progress: poll %s -> %.*s", idhex, (int)len, body);
     }
+    progress_counters_add(p->counters, PROGRESS_COUNT_POLLS);
     return answer(r, 200, content_type, body, len);
 }
 
@@ -675,7 +723,8 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
 }
 
 /* Once a second: publish this worker's live counts for polls answered by
- * other workers, and free expired entries. */
+ * other workers, free expired entries, and refresh the status page's
+ * counts. */
 TRIGGER_FUNC(mod_uploadprogress_trigger) {
     plugin_data * const p = p_d;
     for (uint32_t i = 0; i < p->uploads_used; ++i) {
@@ -687,6 +736,7 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
     }
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
+    mod_uploadprogress_publish_counts(p);
     if (freed && p->defaults.debug)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: swept %u finished uploads; %u entries left",
