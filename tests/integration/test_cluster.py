@@ -1,0 +1,277 @@
+"""Three lighttpd servers behind HAProxy, as examples/cluster ships them:
+every request that carries one progress id reaches the server that holds
+its upload; a server that stops takes only its own uploads along."""
+import http.client
+import json
+import os
+import random
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from lighty import HERE, SlowUpload, assert_never_ahead, free_port, wait_for
+
+CLUSTER = HERE.parent.parent / "examples" / "cluster"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+NODES = ("node1", "node2", "node3")
+PIECE = 20000
+PIECES = 3
+
+pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY), reason="no haproxy")
+
+
+def node_config(name):
+    """The shipped node config with only its port and log overridden."""
+    return ('var.node_name = "%s"\n' % name + "var.node_port = {port}\n"
+            'include "%s/node.conf"\n' % CLUSTER + 'server.errorlog := "{errorlog}"\n')
+
+
+class HAProxy:
+    """The shipped haproxy.cfg on a free port, in front of the given servers."""
+
+    def __init__(self, workdir, servers):
+        self.port = free_port()
+        cfg = (CLUSTER / "haproxy.cfg").read_text()
+        cfg = self.replace_once(cfg, "bind 127.0.0.1:8080", "bind 127.0.0.1:%d" % self.port)
+        for n, server in enumerate(servers, 1):
+            cfg = self.replace_once(cfg, "node%d 127.0.0.1:808%d" % (n, n),
+                                    "node%d 127.0.0.1:%d" % (n, server.port))
+        self.cfg = workdir / "haproxy.cfg"
+        self.cfg.write_text(cfg)
+        self.log = workdir / "haproxy.log"
+        self.proc = None
+
+    @staticmethod
+    def replace_once(text, old, new):
+        assert text.count(old) == 1, old
+        return text.replace(old, new)
+
+    def check(self):
+        return subprocess.run([HAPROXY, "-c", "-f", str(self.cfg)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=30)
+
+    def start(self):
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([HAPROXY, "-f", str(self.cfg)], stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self.listening, bool, timeout=10)
+
+    def listening(self):
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).connect()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def request(self, method, path, headers=None, body=None):
+        """(status, the server that answered, body)"""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("X-Upload-Node"), resp.read()
+        finally:
+            conn.close()
+
+    def poll(self, pid, via):
+        """A poll through HAProxy: (answer, the server that answered)."""
+        if via == "query":
+            status, node, body = self.request("GET", "/progress?X-Progress-ID=" + pid)
+        else:
+            status, node, body = self.request("GET", "/progress", {"X-Progress-ID": pid})
+        assert status == 200, (status, body)
+        return json.loads(body), node
+
+
+@pytest.fixture
+def cluster(make_server, tmp_path):
+    nodes = {name: make_server(base=node_config(name), cwd=CLUSTER) for name in NODES}
+    proxy = HAProxy(tmp_path, [nodes[name] for name in NODES])
+    checked = proxy.check()
+    assert checked.returncode == 0, checked.stdout
+    assert b"Configuration file is valid" in checked.stdout
+    proxy.start()
+    yield proxy, nodes
+    proxy.stop()
+
+
+class Upload:
+    """One upload through HAProxy, sent in pieces, with polls after each
+    piece until the answer is exactly the bytes sent.  The upload and its
+    polls spell the id differently (case, UUID or 32 hex digits) and carry
+    it differently (header or query), as two frames of one page may."""
+
+    def __init__(self, proxy, n, same_id_as=None):
+        self.proxy = proxy
+        self.n = n
+        self.id = same_id_as.id if same_id_as else uuid.UUID(int=random.getrandbits(128))
+        self.pid = self.id.hex                       # what the module reports
+        upload_spelling = str(self.id).upper() if n % 2 else self.id.hex.upper()
+        self.poll_spelling = self.id.hex if n % 2 else str(self.id)
+        self.via = "header" if n % 2 else "query"
+        self.poll_via = "query" if n % 2 else "header"
+        self.size = PIECE * PIECES
+        self.up = SlowUpload(proxy.port, "/upload.cgi", size=self.size, pid=upload_spelling,
+                             via=self.via)
+        self.poll_nodes = set()
+
+    def poll(self):
+        answer, node = self.proxy.poll(self.poll_spelling, self.poll_via)
+        self.poll_nodes.add(node)
+        return answer
+
+    def send_and_poll(self, n=PIECE):
+        self.up.send(n)
+        seen = wait_for(self.poll, lambda a: a.get("received") == self.up.sent, timeout=30)
+        assert_never_ahead(seen, self.up.sent, self.size)
+
+    def finish(self):
+        """The upload's response: (status, server, body)."""
+        status, node, body = read_response_with_node(self.up.sock)
+        self.up.close()
+        return status, node, body
+
+
+def read_response_with_node(sock):
+    """Reads one whole response (Content-Length framed): (status, the
+    X-Upload-Node header, body)."""
+    sock.settimeout(30)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        got = sock.recv(65536)
+        assert got, buf
+        buf += got
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    headers = {k.lower(): v for k, v in headers.items()}
+    while len(body) < int(headers.get("content-length", 0)):
+        got = sock.recv(65536)
+        assert got, body
+        body += got
+    return int(lines[0].split()[1]), headers.get("x-upload-node"), body
+
+
+def run_all(uploads, work, timeout=120):
+    """Runs work(upload) for every upload at once; re-raises the first failure."""
+    errors = []
+
+    def run(upload):
+        try:
+            work(upload)
+        except BaseException as e:   # noqa: B902 - handed to the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in uploads]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "uploads still running after %ds" % timeout
+    if errors:
+        raise errors[0]
+
+
+def statistics(node):
+    status, _, body = node.request("GET", "/server-statistics")
+    assert status == 200
+    return {k: int(v) for k, v in (line.split(": ") for line in body.decode().splitlines())}
+
+
+def complete(upload):
+    """Sends the rest of an upload in pieces (polled exact after each),
+    reads its response, and checks the final answer; returns its server."""
+    while upload.up.sent < upload.size:
+        upload.send_and_poll()
+    status, node, body = upload.finish()
+    assert status == 200, body
+    assert json.loads(body) == {"stored": upload.size}
+    assert upload.poll() == {"state": "done", "received": upload.size, "size": upload.size}
+    assert upload.poll_nodes == {node}, (upload.pid, node, upload.poll_nodes)
+    return node
+
+
+def test_every_poll_reaches_the_server_that_holds_its_upload(cluster):
+    proxy, nodes = cluster
+    uploads = [Upload(proxy, n) for n in range(100)]
+    held_by = {}
+
+    def work(upload):
+        held_by[upload.pid] = complete(upload)
+
+    run_all(uploads, work)
+    share = {name: sum(1 for node in held_by.values() if node == name) for name in NODES}
+    assert sum(share.values()) == 100 and all(share.values()), share
+    # each server's own counters say the same: it tracked its share, no more
+    for name, node in nodes.items():
+        stats = wait_for(lambda: statistics(node),
+                         lambda s: s["uploadprogress.done"] == share[name])[-1]
+        assert stats["uploadprogress.tracked"] == share[name], (name, stats)
+        assert stats["uploadprogress.untracked"] == 0
+
+
+def test_requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster):
+    proxy, _ = cluster
+    answered = set()
+    for _ in range(12):
+        status, node, _ = proxy.request("GET", "/")
+        assert status == 200
+        answered.add(node)
+    assert len(answered) > 1, answered
+    for path, headers in (("/progress?X-Progress-ID=not-an-id", {}),
+                          ("/progress", {"X-Progress-ID": "zz"}),
+                          ("/progress?X-Progress-ID=", {})):
+        status, node, body = proxy.request("GET", path, headers)
+        assert status == 400 and node in NODES, (path, status, node)
+        assert "error" in json.loads(body)
+    # the statistics page is for monitoring agents on each server, not for clients
+    assert proxy.request("GET", "/server-statistics")[0] == 403
+
+
+def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
+    proxy, nodes = cluster
+    uploads = [Upload(proxy, n) for n in range(30)]
+    run_all(uploads, lambda upload: upload.send_and_poll())
+    holder = {u.pid: next(iter(u.poll_nodes)) for u in uploads}
+    assert all(len(u.poll_nodes) == 1 for u in uploads)
+    stopped = max(NODES, key=lambda name: sum(1 for n in holder.values() if n == name))
+    nodes[stopped].stop()
+    lost = [u for u in uploads if holder[u.pid] == stopped]
+    kept = [u for u in uploads if holder[u.pid] != stopped]
+    assert lost and kept
+
+    # the other servers' uploads carry on, exact, on their own servers
+    run_all(kept, lambda upload: complete(upload))
+
+    # a client of the stopped server: its upload's response is HAProxy's
+    # 502, and its polls reach another server, which never saw the upload
+    # (until the health check marks the server down, HAProxy redispatches
+    # them to any other server)
+    for upload in lost:
+        status, node, _ = upload.finish()
+        assert (status, node) == (502, None)
+        upload.poll_nodes.clear()
+        assert upload.poll() == {"state": "starting"}
+        assert stopped not in upload.poll_nodes, upload.poll_nodes
+    # once it is down, each of its ids has one heir, by consistent hashing;
+    # the same upload sent again is tracked there
+    wait_for(lambda: proxy.log.read_text(), lambda log: "lighttpd/%s is DOWN" % stopped in log,
+             timeout=30)
+    for upload in lost:
+        upload.poll_nodes.clear()
+        for _ in range(3):
+            assert upload.poll() == {"state": "starting"}
+        assert len(upload.poll_nodes) == 1 and stopped not in upload.poll_nodes
+        heir = next(iter(upload.poll_nodes))
+        assert complete(Upload(proxy, upload.n, same_id_as=upload)) == heir
