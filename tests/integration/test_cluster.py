@@ -17,11 +17,11 @@ from lighty import HERE, SlowUpload, assert_never_ahead, free_port, wait_for
 
 CLUSTER = HERE.parent.parent / "examples" / "cluster"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NODES = ("node1", "node2", "node3")
 PIECE = 20000
 PIECES = 3
 
-pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY), reason="no haproxy")
 
 
 def node_config(name):
@@ -30,33 +30,38 @@ def node_config(name):
             'include "%s/node.conf"\n' % CLUSTER + 'server.errorlog := "{errorlog}"\n')
 
 
-class HAProxy:
-    """The shipped haproxy.cfg on a free port, in front of the given servers."""
+def replace_once(text, old, new):
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
 
-    def __init__(self, workdir, servers):
+
+class Balancer:
+    """A shipped balancer config on a free port, in front of the given
+    servers (which stand in for 127.0.0.1:8081 to 8083)."""
+
+    def __init__(self, workdir, servers, shipped, listen, server_line):
         self.port = free_port()
-        cfg = (CLUSTER / "haproxy.cfg").read_text()
-        cfg = self.replace_once(cfg, "bind 127.0.0.1:8080", "bind 127.0.0.1:%d" % self.port)
+        cfg = (CLUSTER / shipped).read_text()
+        cfg = replace_once(cfg, listen % 8080, listen % self.port)
         for n, server in enumerate(servers, 1):
-            cfg = self.replace_once(cfg, "node%d 127.0.0.1:808%d" % (n, n),
-                                    "node%d 127.0.0.1:%d" % (n, server.port))
-        self.cfg = workdir / "haproxy.cfg"
+            cfg = replace_once(cfg, server_line % {"n": n, "port": 8080 + n},
+                               server_line % {"n": n, "port": server.port})
+        self.dir = workdir
+        self.cfg = workdir / shipped
         self.cfg.write_text(cfg)
-        self.log = workdir / "haproxy.log"
+        self.log = workdir / (shipped + ".log")
         self.proc = None
 
-    @staticmethod
-    def replace_once(text, old, new):
-        assert text.count(old) == 1, old
-        return text.replace(old, new)
-
     def check(self):
-        return subprocess.run([HAPROXY, "-c", "-f", str(self.cfg)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=30)
+        """Runs the config check; returns its output, having asserted it passed."""
+        checked = subprocess.run(self.command() + self.check_flag, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, timeout=30)
+        assert checked.returncode == 0, checked.stdout
+        return checked.stdout.decode()
 
     def start(self):
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([HAPROXY, "-f", str(self.cfg)], stdout=log,
+            self.proc = subprocess.Popen(self.command(), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self.listening, bool, timeout=10)
 
@@ -84,7 +89,7 @@ class HAProxy:
             conn.close()
 
     def poll(self, pid, via):
-        """A poll through HAProxy: (answer, the server that answered)."""
+        """A poll through the balancer: (answer, the server that answered)."""
         if via == "query":
             status, node, body = self.request("GET", "/progress?X-Progress-ID=" + pid)
         else:
@@ -93,30 +98,98 @@ class HAProxy:
         return json.loads(body), node
 
 
+class HAProxy(Balancer):
+    """examples/cluster/haproxy.cfg"""
+    lowercases = True
+    check_flag = ["-c"]
+
+    def __init__(self, workdir, servers):
+        super().__init__(workdir, servers, "haproxy.cfg", "bind 127.0.0.1:%d",
+                         "node%(n)d 127.0.0.1:%(port)d")
+
+    def command(self):
+        return [HAPROXY, "-f", str(self.cfg)]
+
+
+NGINX_MAIN = """daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx.log;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    include {cfg};
+}}
+"""
+
+
+class Nginx(Balancer):
+    """examples/cluster/nginx.conf, included in a minimal nginx.conf of
+    its own (one process, everything under the test's folder)."""
+    lowercases = False
+    check_flag = ["-t"]
+
+    def __init__(self, workdir, servers):
+        super().__init__(workdir, servers, "nginx.conf", "listen 127.0.0.1:%d;",
+                         "server 127.0.0.1:%(port)d ")
+        self.main = workdir / "nginx-main.conf"
+        self.main.write_text(NGINX_MAIN.format(dir=workdir, cfg=self.cfg))
+
+    def command(self):
+        return [NGINX, "-c", str(self.main), "-p", str(self.dir)]
+
+
+def start_cluster(make_server, tmp_path, balancer):
+    """Three lighttpd servers as shipped, and the balancer in front after
+    its config check passed: (balancer, {name: server}, the check's output)."""
+    nodes = {name: make_server(base=node_config(name), cwd=CLUSTER) for name in NODES}
+    proxy = balancer(tmp_path, [nodes[name] for name in NODES])
+    checked = proxy.check()
+    proxy.start()
+    return proxy, nodes, checked
+
+
 @pytest.fixture
 def cluster(make_server, tmp_path):
-    nodes = {name: make_server(base=node_config(name), cwd=CLUSTER) for name in NODES}
-    proxy = HAProxy(tmp_path, [nodes[name] for name in NODES])
-    checked = proxy.check()
-    assert checked.returncode == 0, checked.stdout
-    assert b"Configuration file is valid" in checked.stdout
-    proxy.start()
+    """The shipped HAProxy set-up."""
+    if not os.path.exists(HAPROXY):
+        pytest.skip("no haproxy")
+    proxy, nodes, checked = start_cluster(make_server, tmp_path, HAProxy)
+    assert "Configuration file is valid" in checked
+    yield proxy, nodes
+    proxy.stop()
+
+
+@pytest.fixture
+def nginx_cluster(make_server, tmp_path):
+    """The same servers behind the shipped nginx.conf."""
+    if not os.path.exists(NGINX):
+        pytest.skip("no nginx")
+    proxy, nodes, _ = start_cluster(make_server, tmp_path, Nginx)
     yield proxy, nodes
     proxy.stop()
 
 
 class Upload:
-    """One upload through HAProxy, sent in pieces, with polls after each
-    piece until the answer is exactly the bytes sent.  The upload and its
-    polls spell the id differently (case, UUID or 32 hex digits) and carry
-    it differently (header or query), as two frames of one page may."""
+    """One upload through the balancer, sent in pieces, with polls after
+    each piece until the answer is exactly the bytes sent.  The upload and
+    its polls spell the id differently (UUID or 32 hex digits, and case
+    where the balancer lowercases) and carry it differently (header or
+    query), as two frames of one page may."""
 
     def __init__(self, proxy, n, same_id_as=None):
         self.proxy = proxy
         self.n = n
         self.id = same_id_as.id if same_id_as else uuid.UUID(int=random.getrandbits(128))
         self.pid = self.id.hex                       # what the module reports
-        upload_spelling = str(self.id).upper() if n % 2 else self.id.hex.upper()
+        upload_spelling = str(self.id) if n % 2 else self.id.hex
+        if proxy.lowercases:
+            upload_spelling = upload_spelling.upper()
         self.poll_spelling = self.id.hex if n % 2 else str(self.id)
         self.via = "header" if n % 2 else "query"
         self.poll_via = "query" if n % 2 else "header"
@@ -202,9 +275,8 @@ def complete(upload):
     return node
 
 
-def test_every_poll_reaches_the_server_that_holds_its_upload(cluster):
-    proxy, nodes = cluster
-    uploads = [Upload(proxy, n) for n in range(100)]
+def every_poll_reaches_the_server_that_holds_its_upload(proxy, nodes, n):
+    uploads = [Upload(proxy, i) for i in range(n)]
     held_by = {}
 
     def work(upload):
@@ -212,7 +284,7 @@ def test_every_poll_reaches_the_server_that_holds_its_upload(cluster):
 
     run_all(uploads, work)
     share = {name: sum(1 for node in held_by.values() if node == name) for name in NODES}
-    assert sum(share.values()) == 100 and all(share.values()), share
+    assert sum(share.values()) == n and all(share.values()), share
     # each server's own counters say the same: it tracked its share, no more
     for name, node in nodes.items():
         stats = wait_for(lambda: statistics(node),
@@ -221,8 +293,11 @@ def test_every_poll_reaches_the_server_that_holds_its_upload(cluster):
         assert stats["uploadprogress.untracked"] == 0
 
 
-def test_requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster):
-    proxy, _ = cluster
+def test_every_poll_reaches_the_server_that_holds_its_upload(cluster):
+    every_poll_reaches_the_server_that_holds_its_upload(*cluster, 100)
+
+
+def requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(proxy):
     answered = set()
     for _ in range(12):
         status, node, _ = proxy.request("GET", "/")
@@ -237,6 +312,10 @@ def test_requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster):
         assert "error" in json.loads(body)
     # the statistics page is for monitoring agents on each server, not for clients
     assert proxy.request("GET", "/server-statistics")[0] == 403
+
+
+def test_requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster):
+    requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster[0])
 
 
 def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
@@ -275,3 +354,8 @@ def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
         assert len(upload.poll_nodes) == 1 and stopped not in upload.poll_nodes
         heir = next(iter(upload.poll_nodes))
         assert complete(Upload(proxy, upload.n, same_id_as=upload)) == heir
+
+
+def test_nginx_routes_as_haproxy_does(nginx_cluster):
+    every_poll_reaches_the_server_that_holds_its_upload(*nginx_cluster, 30)
+    requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(nginx_cluster[0])
