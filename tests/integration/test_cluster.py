@@ -110,6 +110,11 @@ class HAProxy(Balancer):
     def command(self):
         return [HAPROXY, "-f", str(self.cfg)]
 
+    def wait_until_down(self, name):
+        """Until the health checks have marked the server down."""
+        wait_for(lambda: self.log.read_text(),
+                 lambda log: "lighttpd/%s is DOWN" % name in log, timeout=30)
+
 
 NGINX_MAIN = """daemon off;
 master_process off;
@@ -142,6 +147,9 @@ class Nginx(Balancer):
 
     def command(self):
         return [NGINX, "-c", str(self.main), "-p", str(self.dir)]
+
+    def wait_until_down(self, name):
+        """nginx checks passively: the first refused request marked it down."""
 
 
 def start_cluster(make_server, tmp_path, balancer):
@@ -318,8 +326,7 @@ def test_requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster):
     requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(cluster[0])
 
 
-def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
-    proxy, nodes = cluster
+def a_stopped_server_takes_only_its_own_uploads_along(proxy, nodes):
     uploads = [Upload(proxy, n) for n in range(30)]
     run_all(uploads, lambda upload: upload.send_and_poll())
     holder = {u.pid: next(iter(u.poll_nodes)) for u in uploads}
@@ -333,10 +340,10 @@ def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
     # the other servers' uploads carry on, exact, on their own servers
     run_all(kept, lambda upload: complete(upload))
 
-    # a client of the stopped server: its upload's response is HAProxy's
-    # 502, and its polls reach another server, which never saw the upload
-    # (until the health check marks the server down, HAProxy redispatches
-    # them to any other server)
+    # a client of the stopped server: its upload's response is the
+    # balancer's 502, and its polls reach another server, which never saw
+    # the upload (until the health check marks the server down, HAProxy
+    # redispatches them to any other server)
     for upload in lost:
         status, node, _ = upload.finish()
         assert (status, node) == (502, None)
@@ -345,8 +352,7 @@ def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
         assert stopped not in upload.poll_nodes, upload.poll_nodes
     # once it is down, each of its ids has one heir, by consistent hashing;
     # the same upload sent again is tracked there
-    wait_for(lambda: proxy.log.read_text(), lambda log: "lighttpd/%s is DOWN" % stopped in log,
-             timeout=30)
+    proxy.wait_until_down(stopped)
     for upload in lost:
         upload.poll_nodes.clear()
         for _ in range(3):
@@ -356,6 +362,14 @@ def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
         assert complete(Upload(proxy, upload.n, same_id_as=upload)) == heir
 
 
+def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
+    a_stopped_server_takes_only_its_own_uploads_along(*cluster)
+
+
 def test_nginx_routes_as_haproxy_does(nginx_cluster):
     every_poll_reaches_the_server_that_holds_its_upload(*nginx_cluster, 30)
     requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(nginx_cluster[0])
+
+
+def test_nginx_loses_a_stopped_servers_uploads_only(nginx_cluster):
+    a_stopped_server_takes_only_its_own_uploads_along(*nginx_cluster)
