@@ -21,6 +21,9 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NODES = ("node1", "node2", "node3")
 PIECE = 20000
 PIECES = 3
+# Bounds for one request and for one exact answer: generous, for a shared
+# machine running the sanitizer build, where lighttpd forks a CGI per upload.
+SLOW = 60
 
 
 
@@ -80,7 +83,7 @@ class Balancer:
 
     def request(self, method, path, headers=None, body=None):
         """(status, the server that answered, body)"""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=SLOW)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -113,7 +116,7 @@ class HAProxy(Balancer):
     def wait_until_down(self, name):
         """Until the health checks have marked the server down."""
         wait_for(lambda: self.log.read_text(),
-                 lambda log: "lighttpd/%s is DOWN" % name in log, timeout=30)
+                 lambda log: "lighttpd/%s is DOWN" % name in log, timeout=SLOW)
 
 
 NGINX_MAIN = """daemon off;
@@ -213,7 +216,7 @@ class Upload:
 
     def send_and_poll(self, n=PIECE):
         self.up.send(n)
-        seen = wait_for(self.poll, lambda a: a.get("received") == self.up.sent, timeout=30)
+        seen = wait_for(self.poll, lambda a: a.get("received") == self.up.sent, timeout=SLOW)
         assert_never_ahead(seen, self.up.sent, self.size)
 
     def finish(self):
@@ -226,7 +229,7 @@ class Upload:
 def read_response_with_node(sock):
     """Reads one whole response (Content-Length framed): (status, the
     X-Upload-Node header, body)."""
-    sock.settimeout(30)
+    sock.settimeout(SLOW)
     buf = b""
     while b"\r\n\r\n" not in buf:
         got = sock.recv(65536)
@@ -243,7 +246,7 @@ def read_response_with_node(sock):
     return int(lines[0].split()[1]), headers.get("x-upload-node"), body
 
 
-def run_all(uploads, work, timeout=120):
+def run_all(uploads, work, timeout=5 * SLOW):
     """Runs work(upload) for every upload at once; re-raises the first failure."""
     errors = []
 
@@ -296,7 +299,7 @@ def every_poll_reaches_the_server_that_holds_its_upload(proxy, nodes, n):
     # each server's own counters say the same: it tracked its share, no more
     for name, node in nodes.items():
         stats = wait_for(lambda: statistics(node),
-                         lambda s: s["uploadprogress.done"] == share[name])[-1]
+                         lambda s: s["uploadprogress.done"] == share[name], timeout=SLOW)[-1]
         assert stats["uploadprogress.tracked"] == share[name], (name, stats)
         assert stats["uploadprogress.untracked"] == 0
 
