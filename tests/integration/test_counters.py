@@ -1,6 +1,8 @@
 """The module's counters on lighttpd's status page (mod_status'
 status.statistics-url), server-wide whichever worker answers."""
 import http.client
+import os
+import signal
 import time
 
 import pytest
@@ -99,3 +101,16 @@ def test_counters_count_every_outcome_server_wide(make_server, workers):
     running.close()
     expect_everywhere(server, counts(tracked=3, done=2, error=1, untracked=1, polls=polls,
                                      bad_polls=3, entries=3))
+
+
+def test_the_uploads_of_a_worker_that_dies_count_as_errors(make_server):
+    server = make_server(config(2), modules=("mod_uploadprogress", "mod_cgi", "mod_status"))
+    wait_for_workers(server, 2)
+    up = SlowUpload(server.port, "/sink.cgi", size=100000, pid=ID_RUNNING)
+    owner = serving_pid(server, up.sock)
+    up.send(40000)
+    expect_everywhere(server, counts(tracked=1, in_flight=1, entries=1), reads=1)
+    os.kill(owner, signal.SIGKILL)
+    up.close()
+    # the watcher ends them; the workers (the new one too) show it
+    expect_everywhere(server, counts(tracked=1, error=1, entries=1), reads=4)
