@@ -389,11 +389,12 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
-    progress_counters_ended(p->counters, 1, failed);
-    if (failed)
+    if (failed) {
+        progress_counters_ended(p->counters, 1, failed);
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d is gone; its %u uploads in flight "
           "are now errors", (int)pid, failed);
+    }
     return HANDLER_GO_ON;
 }
 
