@@ -15,7 +15,8 @@ import pytest
 
 from lighty import HERE, SlowUpload, assert_never_ahead, free_port, wait_for
 
-CLUSTER = HERE.parent.parent / "examples" / "cluster"
+EXAMPLES = HERE.parent.parent / "examples"
+CLUSTER = EXAMPLES / "cluster"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NODES = ("node1", "node2", "node3")
@@ -158,7 +159,7 @@ class Nginx(Balancer):
 def start_cluster(make_server, tmp_path, balancer):
     """Three lighttpd servers as shipped, and the balancer in front after
     its config check passed: (balancer, {name: server}, the check's output)."""
-    nodes = {name: make_server(base=node_config(name), cwd=CLUSTER) for name in NODES}
+    nodes = {name: make_server(base=node_config(name), cwd=EXAMPLES) for name in NODES}
     proxy = balancer(tmp_path, [nodes[name] for name in NODES])
     checked = proxy.check()
     proxy.start()
@@ -315,6 +316,8 @@ def requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(proxy):
         assert status == 200
         answered.add(node)
     assert len(answered) > 1, answered
+    # the demo's pages and client, as examples/lighttpd.conf serves them
+    assert proxy.request("GET", "/uploadprogress.js")[0] == 200
     for path, headers in (("/progress?X-Progress-ID=not-an-id", {}),
                           ("/progress", {"X-Progress-ID": "zz"}),
                           ("/progress?X-Progress-ID=", {})):
