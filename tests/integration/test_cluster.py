@@ -1,6 +1,7 @@
-"""Three lighttpd servers behind HAProxy, as examples/cluster ships them:
-every request that carries one progress id reaches the server that holds
-its upload; a server that stops takes only its own uploads along."""
+"""Three lighttpd servers behind HAProxy (and behind nginx), as
+examples/cluster ships them: every request that carries one progress id
+reaches the server that holds its upload; a server that stops takes only
+its own uploads along."""
 import http.client
 import json
 import os
@@ -25,7 +26,6 @@ PIECES = 3
 # Bounds for one request and for one exact answer: generous, for a shared
 # machine running the sanitizer build, where lighttpd forks a CGI per upload.
 SLOW = 60
-
 
 
 def node_config(name):
@@ -71,16 +71,23 @@ class Balancer:
 
     def listening(self):
         assert self.proc.poll() is None, self.log.read_text()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
         try:
-            http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).connect()
+            conn.connect()
             return True
         except OSError:
             return False
+        finally:
+            conn.close()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def request(self, method, path, headers=None, body=None):
         """(status, the server that answered, body)"""
@@ -254,7 +261,7 @@ def run_all(uploads, work, timeout=5 * SLOW):
     def run(upload):
         try:
             work(upload)
-        except BaseException as e:   # noqa: B902 - handed to the test thread
+        except BaseException as e:   # handed to the test's thread
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(u,)) for u in uploads]
