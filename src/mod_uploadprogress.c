@@ -27,10 +27,10 @@
 #include "log.h"
 #include "request.h"
 
-#include "progress_counters.h"
 #include "progress_id.h"
 #include "progress_render.h"
 #include "progress_table.h"
+#include "progress_counters.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
 #define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
@@ -132,7 +132,6 @@ typedef struct {
 
     progress_table *table;        /* in a MAP_SHARED mapping */
     size_t table_bytes;
-    progress_counters *counters;  /* in a MAP_SHARED mapping of their own */
     uint32_t max_entries;
     pid_t creator_pid;
     pid_t pid;                    /* this worker */
@@ -143,6 +142,8 @@ typedef struct {
     uint32_t *free_refs;          /* refs of empty places in uploads */
     uint32_t uploads_used;
     uint32_t nfree;
+
+    progress_counters *counters;  /* in a MAP_SHARED mapping of their own */
 } plugin_data;
 
 INIT_FUNC(mod_uploadprogress_init) {
@@ -151,6 +152,8 @@ INIT_FUNC(mod_uploadprogress_init) {
 
 FREE_FUNC(mod_uploadprogress_free) {
     plugin_data * const p = p_d;
+    if (NULL != p->counters)
+        munmap(p->counters, progress_counters_bytes());
     for (uint32_t i = 0; i < p->uploads_used; ++i)
         free(p->uploads[i]);
     free(p->uploads);
@@ -160,8 +163,6 @@ FREE_FUNC(mod_uploadprogress_free) {
             progress_table_destroy(p->table);
         munmap(p->table, p->table_bytes);
     }
-    if (NULL != p->counters)
-        munmap(p->counters, progress_counters_bytes());
 }
 
 static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, const config_plugin_value_t * const cpv) {
@@ -389,12 +390,11 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
-    if (failed) {
-        progress_counters_ended(p->counters, 1, failed);
+    if (failed)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d is gone; its %u uploads in flight "
           "are now errors", (int)pid, failed);
-    }
+    progress_counters_ended(p->counters, 1, failed);
     return HANDLER_GO_ON;
 }
 
@@ -659,8 +659,8 @@ static handler_t answer(request_st * const r, const int status, const char * con
 static handler_t answer_problem(request_st * const r, const plugin_data * const p, const int status, const progress_problem problem) {
     size_t len;
     r->handler_module = p->self;
-    progress_counters_add(p->counters, PROGRESS_COUNT_BAD_POLLS);
     const char * const body = progress_render_problem(problem, &len);
+    progress_counters_add(p->counters, PROGRESS_COUNT_BAD_POLLS);
     return answer(r, status, "application/json", body, len);
 }
 
@@ -737,11 +737,11 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
     }
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
-    mod_uploadprogress_publish_counts(p);
     if (freed && p->defaults.debug)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: swept %u finished uploads; %u entries left",
           freed, progress_table_count(p->table));
+    mod_uploadprogress_publish_counts(p);
     return HANDLER_GO_ON;
 }
 
