@@ -260,6 +260,36 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
     }
 }
 
+/* Shared like the table, so that the status page counts for the whole
+ * server whichever worker answers it. */
+__attribute_cold__
+static int mod_uploadprogress_counters_create(server * const srv, plugin_data * const p) {
+    void * const mem = mmap(NULL, progress_counters_bytes(), PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (MAP_FAILED == mem) {
+        log_perror(srv->errh, __FILE__, __LINE__,
+          "upload-progress: mmap of %zu bytes for the counters",
+          progress_counters_bytes());
+        return 0;
+    }
+    p->counters = progress_counters_init(mem);
+    return 1;
+}
+
+/* Copies the counts into lighttpd's plugin_stats, which mod_status prints
+ * at status.statistics-url.  Those are ints: a count wraps to 0 after
+ * INT_MAX, as a counter that restarts. */
+static void mod_uploadprogress_publish_counts(const plugin_data * const p) {
+    for (int i = 0; i < PROGRESS_COUNT_N; ++i) {
+        size_t len;
+        const char * const name = progress_count_name((progress_count)i, &len);
+        const unsigned long n = progress_counters_get(p->counters, (progress_count)i);
+        plugin_stats_set(name, (uint32_t)len, (int)(n & INT_MAX));
+    }
+    plugin_stats_set("uploadprogress.entries", sizeof("uploadprogress.entries") - 1,
+                     (int)progress_table_count(p->table));
+}
+
 __attribute_cold__
 static int mod_uploadprogress_table_create(server * const srv, plugin_data * const p) {
     uint8_t key[16];
@@ -290,36 +320,6 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
     }
     p->creator_pid = p->pid = getpid();
     return 1;
-}
-
-/* Shared like the table, so that the status page counts for the whole
- * server whichever worker answers it. */
-__attribute_cold__
-static int mod_uploadprogress_counters_create(server * const srv, plugin_data * const p) {
-    void * const mem = mmap(NULL, progress_counters_bytes(), PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (MAP_FAILED == mem) {
-        log_perror(srv->errh, __FILE__, __LINE__,
-          "upload-progress: mmap of %zu bytes for the counters",
-          progress_counters_bytes());
-        return 0;
-    }
-    p->counters = progress_counters_init(mem);
-    return 1;
-}
-
-/* Copies the counts into lighttpd's plugin_stats, which mod_status prints
- * at status.statistics-url.  Those are ints: a count wraps to 0 after
- * INT_MAX, as a counter that restarts. */
-static void mod_uploadprogress_publish_counts(const plugin_data * const p) {
-    for (int i = 0; i < PROGRESS_COUNT_N; ++i) {
-        size_t len;
-        const char * const name = progress_count_name((progress_count)i, &len);
-        const unsigned long n = progress_counters_get(p->counters, (progress_count)i);
-        plugin_stats_set(name, (uint32_t)len, (int)(n & INT_MAX));
-    }
-    plugin_stats_set("uploadprogress.entries", sizeof("uploadprogress.entries") - 1,
-                     (int)progress_table_count(p->table));
 }
 
 SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
@@ -724,8 +724,7 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
 }
 
 /* Once a second: publish this worker's live counts for polls answered by
- * other workers, free expired entries, and refresh the status page's
- * counts. */
+ * other workers, and free expired entries. */
 TRIGGER_FUNC(mod_uploadprogress_trigger) {
     plugin_data * const p = p_d;
     for (uint32_t i = 0; i < p->uploads_used; ++i) {
