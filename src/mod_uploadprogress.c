@@ -144,6 +144,9 @@ typedef struct {
     uint32_t nfree;
 
     progress_counters *counters;  /* in a MAP_SHARED mapping of their own */
+    /* what this process last put into plugin_stats: the counts, then the
+     * entries */
+    unsigned long published[PROGRESS_COUNT_N + 1];
 } plugin_data;
 
 INIT_FUNC(mod_uploadprogress_init) {
@@ -276,18 +279,35 @@ static int mod_uploadprogress_counters_create(server * const srv, plugin_data * 
     return 1;
 }
 
+/* Whether count i has changed since this process last published it (or
+ * `always`); remembers n as published. */
+static int count_to_publish(plugin_data * const p, const int i, const unsigned long n, const int always) {
+    if (n == p->published[i] && !always) return 0;
+    p->published[i] = n;
+    return 1;
+}
+
+/* plugin_stats holds ints: a count wraps to 0 after INT_MAX, as a counter
+ * that restarts. */
+static void stats_set(const char * const name, const size_t len, const unsigned long n) {
+    plugin_stats_set(name, (uint32_t)len, (int)(n & INT_MAX));
+}
+
 /* Copies the counts into lighttpd's plugin_stats, which mod_status prints
- * at status.statistics-url.  Those are ints: a count wraps to 0 after
- * INT_MAX, as a counter that restarts. */
-static void mod_uploadprogress_publish_counts(const plugin_data * const p) {
+ * at status.statistics-url; `always`: every key, else only those that
+ * changed (a key's lookup there costs some hundred instructions, and an
+ * idle second should cost next to nothing). */
+static void mod_uploadprogress_publish_counts(plugin_data * const p, const int always) {
     for (int i = 0; i < PROGRESS_COUNT_N; ++i) {
+        const unsigned long n = progress_counters_get(p->counters, (progress_count)i);
+        if (!count_to_publish(p, i, n, always)) continue;
         size_t len;
         const char * const name = progress_count_name((progress_count)i, &len);
-        const unsigned long n = progress_counters_get(p->counters, (progress_count)i);
-        plugin_stats_set(name, (uint32_t)len, (int)(n & INT_MAX));
+        stats_set(name, len, n);
     }
-    plugin_stats_set("uploadprogress.entries", sizeof("uploadprogress.entries") - 1,
-                     (int)progress_table_count(p->table));
+    const unsigned long entries = progress_table_count(p->table);
+    if (count_to_publish(p, PROGRESS_COUNT_N, entries, always))
+        stats_set(CONST_STR_LEN("uploadprogress.entries"), entries);
 }
 
 __attribute_cold__
@@ -378,7 +398,7 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
     UNUSED(srv);
     p->pid = getpid();
     p->is_worker = 1;
-    mod_uploadprogress_publish_counts(p); /* every key, from the start */
+    mod_uploadprogress_publish_counts(p, 1); /* every key, from the start */
     return HANDLER_GO_ON;
 }
 
@@ -740,7 +760,7 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: swept %u finished uploads; %u entries left",
           freed, progress_table_count(p->table));
-    mod_uploadprogress_publish_counts(p);
+    mod_uploadprogress_publish_counts(p, 0);
     return HANDLER_GO_ON;
 }
 
