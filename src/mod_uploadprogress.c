@@ -8,6 +8,7 @@
  * describes the behaviour. */
 #include "first.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "request.h"
 
 #include "lighttpd_compat.h"
+#include "progress_counters.h"
 #include "progress_id.h"
 #include "progress_push.h"
 #include "progress_render.h"
@@ -91,6 +93,11 @@ typedef struct {
     uint32_t *free_refs;          /* refs of empty places in uploads */
     uint32_t uploads_used;
     uint32_t nfree;
+
+    progress_counters *counters;  /* in a MAP_SHARED mapping of their own */
+    /* what this process last put into plugin_stats: the counts, then the
+     * entries */
+    unsigned long published[PROGRESS_COUNT_N + 1];
 } plugin_data;
 
 static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
@@ -103,6 +110,8 @@ INIT_FUNC(mod_uploadprogress_init) {
 
 FREE_FUNC(mod_uploadprogress_free) {
     plugin_data * const p = p_d;
+    if (NULL != p->counters)
+        munmap(p->counters, progress_counters_bytes());
     for (uint32_t i = 0; i < p->uploads_used; ++i)
         free(p->uploads[i]);
     free(p->uploads);
@@ -246,6 +255,53 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
     }
 }
 
+/* Shared like the table, so that the status page counts for the whole
+ * server whichever worker answers it. */
+__attribute_cold__
+static int mod_uploadprogress_counters_create(server * const srv, plugin_data * const p) {
+    void * const mem = mmap(NULL, progress_counters_bytes(), PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (MAP_FAILED == mem) {
+        log_perror(srv->errh, __FILE__, __LINE__,
+          "upload-progress: mmap of %zu bytes for the counters",
+          progress_counters_bytes());
+        return 0;
+    }
+    p->counters = progress_counters_init(mem);
+    return 1;
+}
+
+/* Whether count i has changed since this process last published it (or
+ * `always`); remembers n as published. */
+static int count_to_publish(plugin_data * const p, const int i, const unsigned long n, const int always) {
+    if (n == p->published[i] && !always) return 0;
+    p->published[i] = n;
+    return 1;
+}
+
+/* plugin_stats holds ints: a count wraps to 0 after INT_MAX, as a counter
+ * that restarts. */
+static void stats_set(const char * const name, const size_t len, const unsigned long n) {
+    plugin_stats_set(name, (uint32_t)len, (int)(n & INT_MAX));
+}
+
+/* Copies the counts into lighttpd's plugin_stats, which mod_status prints
+ * at status.statistics-url; `always`: every key, else only those that
+ * changed (a key's lookup there costs some hundred instructions, and an
+ * idle second should cost next to nothing). */
+static void mod_uploadprogress_publish_counts(plugin_data * const p, const int always) {
+    for (int i = 0; i < PROGRESS_COUNT_N; ++i) {
+        const unsigned long n = progress_counters_get(p->counters, (progress_count)i);
+        if (!count_to_publish(p, i, n, always)) continue;
+        size_t len;
+        const char * const name = progress_count_name((progress_count)i, &len);
+        stats_set(name, len, n);
+    }
+    const unsigned long entries = progress_table_count(p->table);
+    if (count_to_publish(p, PROGRESS_COUNT_N, entries, always))
+        stats_set(CONST_STR_LEN("uploadprogress.entries"), entries);
+}
+
 __attribute_cold__
 static int mod_uploadprogress_table_create(server * const srv, plugin_data * const p) {
     uint8_t key[16];
@@ -352,7 +408,8 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
             mod_uploadprogress_merge_config(&p->defaults, cpv);
     }
 
-    if (!mod_uploadprogress_table_create(srv, p))
+    if (!mod_uploadprogress_table_create(srv, p)
+        || !mod_uploadprogress_counters_create(srv, p))
         return HANDLER_ERROR;
     mod_uploadprogress_push_create(srv, p);
     return HANDLER_GO_ON;
@@ -363,6 +420,7 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
     UNUSED(srv);
     p->pid = getpid();
     p->is_worker = 1;
+    mod_uploadprogress_publish_counts(p, 1); /* every key, from the start */
     return HANDLER_GO_ON;
 }
 
@@ -379,6 +437,7 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d is gone; its %u uploads in flight "
           "are now errors", (int)pid, failed);
+    progress_counters_ended(p->counters, 1, failed);
     return HANDLER_GO_ON;
 }
 
@@ -466,6 +525,7 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
                                  ctx->ref, log_monotonic_secs)) {
       case PROGRESS_BEGIN_OK:
         r->plugin_ctx[p->id] = ctx;
+        progress_counters_began(p->counters);
         if (p->conf.debug)
             log_error(r->conf.errh, __FILE__, __LINE__,
               "upload-progress: tracking %s size %lld", idhex,
@@ -481,6 +541,7 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
         log_table_full(r, p, idhex);
         break;
     }
+    progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
     upload_ctx_free(p, ctx);
     r->plugin_ctx[p->id] = &untracked_upload;
 }
@@ -538,8 +599,9 @@ static void log_finish(request_st * const r, const progress_id * const id, const
 static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
     r->plugin_ctx[p->id] = NULL;
     const progress_snapshot fin = upload_outcome(r, p, ctx);
-    progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
-                          log_monotonic_secs + ctx->remove_timeout);
+    if (progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
+                              log_monotonic_secs + ctx->remove_timeout))
+        progress_counters_ended(p->counters, PROGRESS_ERROR == fin.state, 1);
     if (ctx->debug) log_finish(r, &ctx->id, &fin);
     upload_ctx_free(p, ctx);
 }
@@ -563,12 +625,17 @@ static void record_refused(request_st * const r, plugin_data * const p) {
                                     .status = r->http_status,
                                     .size = -1, .received = -1 };
     const unix_time64_t now = log_monotonic_secs;
-    if (PROGRESS_BEGIN_OK == progress_table_begin(p->table, &id, -1, p->pid,
-                                                  UPLOADPROGRESS_REF_NONE, now)
-        && progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
-                                 &fin, now + p->conf.remove_timeout)
-        && p->conf.debug)
-        log_finish(r, &id, &fin);
+    if (PROGRESS_BEGIN_OK != progress_table_begin(p->table, &id, -1, p->pid,
+                                                  UPLOADPROGRESS_REF_NONE, now)) {
+        progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
+        return;
+    }
+    progress_counters_began(p->counters);
+    if (progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
+                              &fin, now + p->conf.remove_timeout)) {
+        progress_counters_ended(p->counters, 1, 1);
+        if (p->conf.debug) log_finish(r, &id, &fin);
+    }
 }
 
 /* Runs before lighttpd reuses or frees r, sometimes twice: the first call
@@ -643,6 +710,8 @@ static handler_t answer_problem(request_st * const r, const plugin_data * const 
     size_t len;
     request_set_handler(r, (plugin_data_base *)p);
     const char * const body = progress_render_problem(problem, &len);
+    if (status < 500) /* (a 503 refuses a good poll for want of room) */
+        progress_counters_add(p->counters, PROGRESS_COUNT_BAD_POLLS);
     return answer(r, status, "application/json", body, len);
 }
 
@@ -730,6 +799,7 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
         log_error(r->conf.errh, __FILE__, __LINE__,
           "upload-progress: poll %s -> %.*s", idhex, (int)len, body);
     }
+    progress_counters_add(p->counters, PROGRESS_COUNT_POLLS);
     return answer(r, 200, content_type, body, len);
 }
 
@@ -779,6 +849,7 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: swept %u finished uploads; %u entries left",
           freed, progress_table_count(p->table));
+    mod_uploadprogress_publish_counts(p, 0);
     return HANDLER_GO_ON;
 }
 

@@ -112,7 +112,8 @@ def test_a_worker_that_dies_leaves_its_uploads_as_errors(make_server):
 
 
 def shared_mappings(pid):
-    """The MAP_SHARED|MAP_ANONYMOUS mappings of a process: the table's."""
+    """The MAP_SHARED|MAP_ANONYMOUS mappings of a process: the table's and
+    the counters'."""
     with open("/proc/%d/maps" % pid) as maps:
         return sum(1 for line in maps if " rw-s " in line and "/dev/zero (deleted)" in line)
 
@@ -141,8 +142,8 @@ def test_sighup_and_graceful_restart_keep_serving(make_server, workers):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert server.proc.poll() is None
-    # the old table was unmapped, not leaked
-    assert shared_mappings(server.proc.pid) == 1
+    # the old table and counters were unmapped, not leaked
+    assert shared_mappings(server.proc.pid) == 2
     up = SlowUpload(server.port, "/sink.cgi", size=10, pid=IDS[2])
     up.send(10)
     assert up.response()[0] == 200

@@ -1,0 +1,116 @@
+"""The module's counters on lighttpd's status page (mod_status'
+status.statistics-url), server-wide whichever worker answers."""
+import http.client
+import os
+import signal
+import time
+
+import pytest
+
+from lighty import SlowUpload, serving_pid
+from test_workers import wait_for_workers
+
+ID_DONE, ID_FAILED, ID_RUNNING = ("%032x" % (0xc0de0 + n) for n in range(3))
+STATS = "/server-statistics"
+
+
+def config(workers):
+    return ('upload-progress.progress-url = "/progress"\n'
+            'status.statistics-url = "%s"\n'
+            "server.max-worker = %d\n" % (STATS, workers))
+
+
+def statistics_on_new_connection(server):
+    """The module's lines of the statistics page, on a connection of its
+    own: ({name: value}, the worker that answered)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.connect()
+    worker = serving_pid(server, conn.sock)
+    conn.request("GET", STATS)
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    assert resp.status == 200, (resp.status, body)
+    assert resp.getheader("Content-Type") == "text/plain"
+    lines = dict(line.split(": ", 1) for line in body.splitlines())
+    return {k: int(v) for k, v in lines.items() if k.startswith("uploadprogress.")}, worker
+
+
+def expect_everywhere(server, expected, reads=8, timeout=10.0):
+    """Reads the page on fresh connections until `reads` of them showed
+    exactly `expected` (each worker publishes once a second); returns the
+    workers that answered them."""
+    workers = set()
+    deadline = time.monotonic() + timeout
+    for _ in range(reads):
+        while True:
+            seen, worker = statistics_on_new_connection(server)
+            if seen == expected:
+                workers.add(worker)
+                break
+            assert time.monotonic() < deadline, (seen, expected)
+            time.sleep(0.05)
+    return workers
+
+
+def counts(**nonzero):
+    names = ("tracked", "done", "error", "untracked", "polls", "bad_polls",
+             "in_flight", "entries")
+    return {"uploadprogress." + n: nonzero.get(n, 0) for n in names}
+
+
+def upload(server, path, pid, size=1000):
+    up = SlowUpload(server.port, path, size=size, pid=pid)
+    up.send(size)
+    status, _ = up.response()
+    up.close()
+    return status
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_counters_count_every_outcome_server_wide(make_server, workers):
+    server = make_server(config(workers), modules=("mod_uploadprogress", "mod_cgi",
+                                                   "mod_status"))
+    if workers > 1:
+        wait_for_workers(server, workers)
+    # every key is there from the start, at zero
+    expect_everywhere(server, counts(), reads=2)
+
+    assert upload(server, "/sink.cgi", ID_DONE) == 200
+    assert upload(server, "/fail.cgi", ID_FAILED) == 500
+    running = SlowUpload(server.port, "/sink.cgi", size=2000, pid=ID_RUNNING)
+    running.send(500)
+    polls = len(server.wait_for(ID_RUNNING, lambda a: a.get("received") == 500))
+    # the same id while that upload runs: served, not tracked
+    assert upload(server, "/sink.cgi", ID_RUNNING) == 200
+    for pid in (ID_DONE, ID_FAILED):
+        server.poll(pid)
+    polls += 2
+    for path in ("/progress?X-Progress-ID=nothex", "/progress"):
+        assert server.request("GET", path)[0] == 400
+    assert server.request("POST", "/progress?X-Progress-ID=" + ID_DONE, body=b"")[0] == 405
+
+    in_flight = counts(tracked=3, done=1, error=1, untracked=1, polls=polls,
+                       bad_polls=3, in_flight=1, entries=3)
+    answered = expect_everywhere(server, in_flight)
+    if workers > 1:
+        assert len(answered) > 1, "one worker answered every read"
+
+    running.send(1500)
+    assert running.response()[0] == 200
+    running.close()
+    expect_everywhere(server, counts(tracked=3, done=2, error=1, untracked=1, polls=polls,
+                                     bad_polls=3, entries=3))
+
+
+def test_the_uploads_of_a_worker_that_dies_count_as_errors(make_server):
+    server = make_server(config(2), modules=("mod_uploadprogress", "mod_cgi", "mod_status"))
+    wait_for_workers(server, 2)
+    up = SlowUpload(server.port, "/sink.cgi", size=100000, pid=ID_RUNNING)
+    owner = serving_pid(server, up.sock)
+    up.send(40000)
+    expect_everywhere(server, counts(tracked=1, in_flight=1, entries=1), reads=1)
+    os.kill(owner, signal.SIGKILL)
+    up.close()
+    # the watcher ends them; the workers (the new one too) show it
+    expect_everywhere(server, counts(tracked=1, error=1, entries=1), reads=4)
