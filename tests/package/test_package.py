@@ -79,10 +79,12 @@ def root():
     env_path("PACKAGE_DEB")
     own_loopback_network()
     copy = source.with_name(source.name + ".package-test")
-    shutil.rmtree(copy, ignore_errors=True)
-    subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(copy)], check=True)
+    remove = ["rm", "-rf", "--one-file-system", str(copy)]
+    subprocess.run(remove, check=True)
+    # -x: not into a mount that a concurrent scripts/build-for holds (/src)
+    subprocess.run(["cp", "-a", "-x", "--reflink=auto", str(source), str(copy)], check=True)
     yield copy
-    shutil.rmtree(copy)
+    subprocess.run(remove, check=True)
 
 
 @pytest.fixture
