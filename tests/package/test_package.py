@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 def env_path(name):
     value = os.environ.get(name)
     if not value:
-        pytest.skip("%s is not set: scripts/test sets it (see doc/building.md, "Debian packages")" % name)
+        pytest.skip("%s is not set: scripts/test sets it (doc/building.md, Debian packages)" % name)
     return Path(value)
 
 
