@@ -26,6 +26,7 @@
 #include "log.h"
 #include "request.h"
 
+#include "lighttpd_compat.h"
 #include "progress_id.h"
 #include "progress_render.h"
 #include "progress_table.h"
@@ -39,71 +40,6 @@
 #define UPLOADPROGRESS_SWEEP_BUDGET 8192
 /* owner_ref of an entry recorded for a request that was never tracked */
 #define UPLOADPROGRESS_REF_NONE UINT32_MAX
-
-/* The request fields this module reads: the one place to adapt when a
- * lighttpd release renames them. */
-static off_t request_body_received(const request_st * const r)
-{
-    return r->reqbody_queue.bytes_in;
-}
-
-static off_t request_body_length(const request_st * const r)
-{
-    return r->reqbody_length;   /* -1 while unknown (chunked) */
-}
-
-/* A request with a body, or a POST or PUT whose body is empty.  (A
- * request that server.error-handler serves has lost its body length and
- * is a GET by then, so it is not taken for a new upload.) */
-static int request_is_upload(const request_st * const r)
-{
-    return 0 != r->reqbody_length
-        || HTTP_METHOD_POST == r->http_method
-        || HTTP_METHOD_PUT == r->http_method;
-}
-
-/* Whether the response headers are out; until then lighttpd may still
- * hand a refused request to server.error-handler. */
-static int request_response_started(const request_st * const r)
-{
-    return 0 != r->resp_header_len;
-}
-
-/* Whether the client is gone: the request failed, or the HTTP/2
- * connection that carries it did. */
-static int request_client_gone(const request_st * const r)
-{
-    return CON_STATE_ERROR == r->state
-        || CON_STATE_ERROR == r->con->request.state;
-}
-
-/* Whether the whole body, of a known length, has been read. */
-static int request_body_complete(const request_st * const r)
-{
-    const off_t size = request_body_length(r);
-    return size >= 0 && request_body_received(r) == size;
-}
-
-/* Whether lighttpd keeps the connection after this request; it stops
- * keeping it when it drops a body that had not all arrived. */
-static int request_keeps_connection(const request_st * const r)
-{
-    return 0 != r->keep_alive;
-}
-
-/* Whether lighttpd hands the body to the backend while it arrives
- * (server.stream-request-body 1 or 2); with 0 it reads all of it first. */
-static int request_body_streams(const request_st * const r)
-{
-    return 0 != (r->conf.stream_request_body
-                 & (FDEVENT_STREAM_REQUEST | FDEVENT_STREAM_REQUEST_BUFMIN));
-}
-
-/* Whether an error handler serves the request in place of its error. */
-static int request_error_handled(const request_st * const r)
-{
-    return 0 != r->error_handler_saved_status;
-}
 
 typedef struct {
     const buffer *progress_url;   /* NULL: the module is off */
@@ -142,8 +78,12 @@ typedef struct {
     uint32_t nfree;
 } plugin_data;
 
+static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
+
 INIT_FUNC(mod_uploadprogress_init) {
-    return ck_calloc(1, sizeof(plugin_data));
+    plugin_data * const p = ck_calloc(1, sizeof(plugin_data));
+    plugin_data_set_hooks((plugin_data_base *)p, &mod_uploadprogress_plugin);
+    return p;
 }
 
 FREE_FUNC(mod_uploadprogress_free) {
@@ -611,7 +551,7 @@ static handler_t answer(request_st * const r, const int status, const char * con
  * does not swap in its own error page. */
 static handler_t answer_problem(request_st * const r, const plugin_data * const p, const int status, const progress_problem problem) {
     size_t len;
-    r->handler_module = p->self;
+    request_set_handler(r, (plugin_data_base *)p);
     const char * const body = progress_render_problem(problem, &len);
     return answer(r, status, "application/json", body, len);
 }
@@ -694,22 +634,25 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
     return HANDLER_GO_ON;
 }
 
+static const plugin mod_uploadprogress_plugin = {
+    .version     = LIGHTTPD_VERSION_ID,
+    .name        = "uploadprogress",
+
+    .init        = mod_uploadprogress_init,
+    .cleanup     = mod_uploadprogress_free,
+    .set_defaults= mod_uploadprogress_set_defaults,
+    .worker_init = mod_uploadprogress_worker_init,
+
+    .handle_uri_clean      = mod_uploadprogress_uri_handler,
+    .handle_response_start = mod_uploadprogress_response_start,
+    .handle_request_reset  = mod_uploadprogress_reset,
+    .handle_trigger        = mod_uploadprogress_trigger,
+    .handle_waitpid        = mod_uploadprogress_waitpid,
+};
+
 __attribute_cold__
 int mod_uploadprogress_plugin_init(plugin *p);
 int mod_uploadprogress_plugin_init(plugin *p) {
-    p->version     = LIGHTTPD_VERSION_ID;
-    p->name        = "uploadprogress";
-
-    p->init        = mod_uploadprogress_init;
-    p->cleanup     = mod_uploadprogress_free;
-    p->set_defaults= mod_uploadprogress_set_defaults;
-    p->worker_init = mod_uploadprogress_worker_init;
-
-    p->handle_uri_clean      = mod_uploadprogress_uri_handler;
-    p->handle_response_start = mod_uploadprogress_response_start;
-    p->handle_request_reset  = mod_uploadprogress_reset;
-    p->handle_trigger        = mod_uploadprogress_trigger;
-    p->handle_waitpid        = mod_uploadprogress_waitpid;
-
+    plugin_fill(p, &mod_uploadprogress_plugin);
     return 0;
 }
