@@ -4,7 +4,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from lighty import Lighttpd  # noqa: E402
+from lighty import Lighttpd, root_of_tests  # noqa: E402
 
 
 @pytest.fixture
@@ -43,6 +43,11 @@ def make_backend():
         backend.stop()
 
 
+@pytest.hookimpl(tryfirst=True)   # before pytest reads --basetemp
 def pytest_configure(config):
+    # With UPLOADPROGRESS_ROOT, every tmp_path lies inside the root, where
+    # the chrooted lighttpd sees it (unless --basetemp says where).
+    if root_of_tests() and not config.option.basetemp:
+        config.option.basetemp = str(root_of_tests())
     config.addinivalue_line(
         "markers", "many_uploads: 1,000 uploads at once (deselect with -m 'not many_uploads')")

@@ -1,7 +1,9 @@
 """Starts Debian's real lighttpd with the built module on 127.0.0.1 and talks to it."""
+import functools
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,14 +13,54 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 LIGHTTPD = os.environ.get("LIGHTTPD", "/usr/sbin/lighttpd")
+# A release's root made by scripts/build-for: lighttpd runs chrooted there
+# (its own binary and modules), the tests' files live under ROOT/tmp and
+# the clients stay here, on 127.0.0.1.
+ROOT = Path(os.environ["UPLOADPROGRESS_ROOT"]).resolve() if os.environ.get(
+    "UPLOADPROGRESS_ROOT") else None
 SYSTEM_MODULES = Path(os.environ.get("LIGHTTPD_MODULES", "/usr/lib/lighttpd"))
 
 
 def module_path():
     path = os.environ.get("UPLOADPROGRESS_MODULE")
+    if not path and ROOT:
+        path = ROOT / "build" / "mod" / "mod_uploadprogress.so"
     if not path:
         path = HERE.parent.parent / "build" / "mod_uploadprogress.so"
     return Path(path).resolve()
+
+
+def in_root(path):
+    """What lighttpd sees of a host path: the same path, or with a root,
+    the path inside it."""
+    if ROOT is None:
+        return Path(path)
+    return Path("/") / Path(path).relative_to(ROOT)
+
+
+def root_of_tests():
+    """Where the tests' files must live for lighttpd to see them (pytest's
+    --basetemp), or None when lighttpd runs on this system."""
+    return ROOT / "tmp" / "pytest-uploadprogress" if ROOT else None
+
+
+def enter_root(cwd):
+    """A Popen preexec_fn that runs lighttpd chrooted in ROOT, in cwd."""
+    if ROOT is None:
+        return None
+
+    def enter():
+        os.chroot(ROOT)
+        os.chdir(cwd)
+    return enter
+
+
+@functools.lru_cache(maxsize=None)
+def lighttpd_version():
+    """The version of the lighttpd under test, e.g. (1, 4, 79)."""
+    out = subprocess.run([LIGHTTPD, "-v"], stdout=subprocess.PIPE, check=True,
+                         preexec_fn=enter_root("/")).stdout.decode()
+    return tuple(int(n) for n in re.search(r"lighttpd/(\d+)\.(\d+)\.(\d+)", out).groups())
 
 
 def counts(answer):
@@ -58,35 +100,55 @@ class Lighttpd:
         self.port = None
         self.proc = None
         self.errorlog = self.dir / "error.log"
+        self.host_cwd = None      # with a root: the folder self.cwd copies
 
     def write_config(self):
         mods = self.dir / "modules"
         mods.mkdir(exist_ok=True)
-        for so in SYSTEM_MODULES.glob("*.so"):
+        system_modules = ROOT / "usr/lib/lighttpd" if ROOT else SYSTEM_MODULES
+        for so in system_modules.glob("*.so"):
             link = mods / so.name
-            if not link.exists():
-                link.symlink_to(so)
+            if not link.is_symlink():
+                link.symlink_to(in_root(so))
         ours = mods / "mod_uploadprogress.so"
         if ours.is_symlink() or ours.exists():
             ours.unlink()
-        ours.symlink_to(module_path())
+        ours.symlink_to(in_root(module_path()))
+        if ROOT and self.cwd and ROOT not in Path(self.cwd).resolve().parents:
+            # a folder of this tree (examples/): lighttpd sees a copy
+            copy = self.dir / "cwd"
+            if not copy.exists():
+                shutil.copytree(self.cwd, copy, symlinks=True)
+            self.host_cwd, self.cwd = Path(self.cwd), copy
         www = self.dir / "www"
         if not www.exists():
             shutil.copytree(HERE / "www", www, symlinks=True)
         self.port = free_port()
         conf = self.dir / "lighttpd.conf"
-        conf.write_text(self.base.format(
+        conf.write_text(self.as_lighttpd_sees_it(self.base.format(
             www=www, port=self.port, errorlog=self.errorlog,
             pidfile=self.dir / "lighttpd.pid",
-            modules=", ".join('"%s"' % m for m in self.modules)) + self.config_extra)
+            modules=", ".join('"%s"' % m for m in self.modules)) + self.config_extra))
         return conf
 
+    def as_lighttpd_sees_it(self, text):
+        """A config's host paths as lighttpd sees them (in a root)."""
+        if ROOT is None:
+            return text
+        if self.host_cwd:
+            text = text.replace(str(self.host_cwd), str(self.cwd))
+        return text.replace(str(ROOT) + "/", "/")
+
     def command(self, conf):
-        cmd = [LIGHTTPD, "-D", "-f", str(conf), "-m", str(self.dir / "modules")]
+        cmd = [LIGHTTPD, "-D", "-f", str(in_root(conf)), "-m", str(in_root(self.dir / "modules"))]
         if os.environ.get("UPLOADPROGRESS_VALGRIND"):
             cmd = ["valgrind", "-q", "--log-file=%s/valgrind.%%p.log" % self.dir,
                    "--leak-check=full", "--errors-for-leak-kinds=definite", *cmd]
         return cmd
+
+    def enter(self):
+        """With a root: chroot there, into the working folder as lighttpd sees it."""
+        return enter_root(str(in_root(self.cwd or self.dir)))
 
     def memory_errors(self):
         """What valgrind found, if it ran."""
@@ -103,7 +165,7 @@ class Lighttpd:
         conf = self.write_config()
         self.proc = subprocess.Popen(self.command(conf), env=self.env(), cwd=self.cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=self.enter())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -123,7 +185,7 @@ class Lighttpd:
         proc = subprocess.run(self.command(conf), env=self.env(), cwd=self.cwd,
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout,
-                              start_new_session=True)
+                              start_new_session=True, preexec_fn=self.enter())
         return proc.returncode, proc.stdout.decode(errors="replace") + self.error_log()
 
     def stop(self):
