@@ -412,6 +412,34 @@ uint32_t progress_table_count(progress_table *t)
     return count;
 }
 
+static const char *check_slots(progress_table *t)
+{
+    uint32_t live = 0;
+    for (uint32_t g = 0; g < groups_for(t->nslots); ++g) {
+        uint32_t in_group = 0;
+        for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i) {
+            const struct slot * const s = &t->slots[i];
+            if (s->state == SLOT_FREE) continue;
+            ++in_group;
+            int found;
+            if (s->home != home_slot(t, &s->id)) return "an entry's home is not its id's";
+            if (probe(t, &s->id, s->home, &found) != i || !found)
+                return "an entry is not found by its id (or its id is held twice)";
+        }
+        if (group_entries(t)[g] != in_group) return "a group count differs from its slots";
+        live += in_group;
+    }
+    return live == t->count ? NULL : "the count differs from the live slots";
+}
+
+const char *progress_table_check(progress_table *t)
+{
+    table_lock(t);
+    const char * const problem = check_slots(t);
+    table_unlock(t);
+    return problem;
+}
+
 uint32_t progress_table_slots(const progress_table *t)
 {
     return t->nslots;

@@ -103,6 +103,13 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
 /* Entries held, expired ones not yet swept included. */
 uint32_t progress_table_count(progress_table *t);
 
+/* For tests: checks the table's invariants under the lock (the count is
+ * the number of live slots, every group count matches its slots, every
+ * entry is found by its id where it lies, no id is held twice).  Returns
+ * NULL if they hold, else which one fails.  A full scan: never call it on
+ * a live server's table. */
+const char *progress_table_check(progress_table *t);
+
 /* Slots in the table (max_entries / 0.8). */
 uint32_t progress_table_slots(const progress_table *t);
 
