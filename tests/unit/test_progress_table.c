@@ -292,13 +292,19 @@ START_TEST(full_table_evicts_the_finished_entries_that_expire_first)
     ck_assert_int_eq(finish(table, 1, 1, PROGRESS_DONE, 200, 80), 1);
     ck_assert_int_eq(finish(table, 3, 3, PROGRESS_DONE, 200, 80), 1);
     ck_assert_int_eq(begin(table, 5, 1, 5, 0), PROGRESS_BEGIN_OK);
-    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_STARTING); /* evicted */
-    ck_assert_int_eq(get(table, 3, 0).state, PROGRESS_STARTING); /* same second */
+    /* one of the two of the earliest second is evicted */
+    ck_assert_int_eq((get(table, 1, 0).state == PROGRESS_STARTING)
+                     + (get(table, 3, 0).state == PROGRESS_STARTING), 1);
     ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_DONE);
     ck_assert_int_eq(get(table, 5, 0).state, PROGRESS_UPLOADING);
-    ck_assert_uint_eq(progress_table_count(table), 4);
+    ck_assert_uint_eq(progress_table_count(table), 5);
     ck_assert_int_eq(begin(table, 6, 1, 6, 0), PROGRESS_BEGIN_OK);
-    ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_DONE); /* room was left */
+    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_STARTING); /* then the other */
+    ck_assert_int_eq(get(table, 3, 0).state, PROGRESS_STARTING);
+    ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_DONE);
+    ck_assert_int_eq(begin(table, 7, 1, 7, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(get(table, 2, 0).state, PROGRESS_STARTING); /* then the next */
+    ck_assert_int_eq(begin(table, 8, 1, 8, 0), PROGRESS_BEGIN_FULL);
 }
 END_TEST
 
@@ -358,6 +364,15 @@ START_TEST(many_entries_all_found_after_partial_sweeps)
 }
 END_TEST
 
+/* Whether the table holds an entry for n, expired or not (no ck_assert:
+ * each would add a message to Check's log). */
+static int held(progress_table *t, uint32_t n)
+{
+    progress_snapshot s;
+    const progress_id id = make_id(n);
+    return progress_table_lookup(t, &id, INT64_MIN, &s) == 1;
+}
+
 /* Random operations on a small, crowded table against a plain model. */
 START_TEST(matches_a_simple_model_under_random_operations)
 {
@@ -384,15 +399,21 @@ START_TEST(matches_a_simple_model_under_random_operations)
             } else {
                 ck_assert_int_eq(r, PROGRESS_BEGIN_OK);
                 if (expired_or_absent && in_table >= MAX) {
-                    /* the model evicts every finished entry of the earliest second */
+                    /* one finished entry of the earliest second is evicted */
                     int64_t earliest = INT64_MAX;
                     for (int k = 0; k < IDS; ++k)
                         if (model[k].state > PROGRESS_UPLOADING && model[k].expires < earliest)
                             earliest = model[k].expires;
                     ck_assert_int_ne(earliest, INT64_MAX);
-                    for (int k = 0; k < IDS; ++k)
-                        if (model[k].state > PROGRESS_UPLOADING && model[k].expires == earliest)
+                    int evicted = 0;
+                    for (int k = 0; k < IDS; ++k) {
+                        if (model[k].state > PROGRESS_UPLOADING && model[k].expires == earliest
+                            && !held(table, (uint32_t)k)) {
                             model[k].state = 0;
+                            ++evicted;
+                        }
+                    }
+                    ck_assert_int_eq(evicted, 1);
                 }
                 model[n].state = PROGRESS_UPLOADING;
                 model[n].ref = (uint32_t)step;
@@ -419,8 +440,7 @@ START_TEST(matches_a_simple_model_under_random_operations)
          * drop them from the model once swept or evicted */
         for (int k = 0; k < IDS; ++k) {
             if (model[k].state == PROGRESS_DONE && now > model[k].expires) {
-                const progress_snapshot s = get(table, (uint32_t)k, INT64_MIN);
-                if (s.state == PROGRESS_STARTING) model[k].state = 0;
+                if (!held(table, (uint32_t)k)) model[k].state = 0;
             }
         }
     }
@@ -652,7 +672,6 @@ START_TEST(a_process_killed_at_any_moment_blocks_nobody)
     srand(777);
     for (int round = 0; round < 40; ++round) {
         const pid_t child = fork();
-        ck_assert_int_ge(child, 0);
         if (child == 0) {
             const int32_t pid = (int32_t)getpid();
             for (uint32_t k = 0;; ++k) {
@@ -664,6 +683,7 @@ START_TEST(a_process_killed_at_any_moment_blocks_nobody)
                 progress_table_sweep(t, k % 7, 16);
             }
         }
+        ck_assert_int_gt(child, 0);
         const struct timespec pause = { 0, (rand() % 2000) * 1000L };
         nanosleep(&pause, NULL);
         kill(child, SIGKILL);
@@ -737,8 +757,8 @@ START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
     srand(4242);
     for (int round = 0; round < ROUNDS; ++round) {
         const unsigned seed = (unsigned)rand();
+        /* (no ck_assert in the child: a kill inside one would tear Check's log) */
         const pid_t child = fork();
-        ck_assert_int_ge(child, 0);
         if (child == 0) {
             srand(seed);
             const int32_t pid = (int32_t)getpid();
@@ -758,6 +778,7 @@ START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
                 }
             }
         }
+        ck_assert_int_gt(child, 0);
         const struct timespec pause = { 0, (rand() % 1000) * 1000L };
         nanosleep(&pause, NULL);
         kill(child, SIGKILL);
