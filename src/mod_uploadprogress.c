@@ -9,6 +9,7 @@
 #include "first.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -123,6 +124,20 @@ typedef struct {
     unsigned char debug;
 } upload_ctx;
 
+/* Log lines a client can make the module write, each kind at most once a
+ * second (see log_limited()). */
+typedef enum {
+    LOG_ID_IN_USE,
+    LOG_TABLE_FULL,
+    LOG_NO_LOCK,
+    LOG_KINDS
+} log_kind;
+
+typedef struct {
+    unix_time64_t second;   /* when a line of this kind was last written */
+    uint32_t left_out;      /* lines of this kind not written since */
+} log_limit;
+
 typedef struct {
     PLUGIN_DATA;
     plugin_config defaults;
@@ -131,10 +146,10 @@ typedef struct {
     progress_table *table;        /* in a MAP_SHARED mapping */
     size_t table_bytes;
     uint32_t max_entries;
-    pid_t creator_pid;
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
-    unix_time64_t table_full_logged;
+    log_limit log_limits[LOG_KINDS];
+    uint32_t lock_failures_logged;
 
     upload_ctx **uploads;         /* this worker's uploads in flight, by ref */
     uint32_t *free_refs;          /* refs of empty places in uploads */
@@ -152,11 +167,28 @@ FREE_FUNC(mod_uploadprogress_free) {
         free(p->uploads[i]);
     free(p->uploads);
     free(p->free_refs);
-    if (NULL != p->table) {
-        if (getpid() == p->creator_pid)
-            progress_table_destroy(p->table);
+    /* Only unmapped, never destroyed: the watcher frees its plugins while
+     * the old workers of a graceful restart or stop still use the lock;
+     * the last process to unmap the table takes it along. */
+    if (NULL != p->table)
         munmap(p->table, p->table_bytes);
+}
+
+/* Whether a line of this kind may be written now: at most one a second.
+ * If so, *suffix tells how many were left out since the last one ("" if
+ * none); it must hold 64 bytes. */
+static int log_limited(plugin_data * const p, const log_kind kind, char * const suffix) {
+    log_limit * const l = &p->log_limits[kind];
+    if (l->second == log_monotonic_secs && 0 != l->second) {
+        ++l->left_out;
+        return 0;
     }
+    suffix[0] = '\0';
+    if (l->left_out)
+        snprintf(suffix, 64, " (%u more like this not logged)", l->left_out);
+    l->second = log_monotonic_secs;
+    l->left_out = 0;
+    return 1;
 }
 
 static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, const config_plugin_value_t * const cpv) {
@@ -257,7 +289,8 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
 __attribute_cold__
 static int mod_uploadprogress_table_create(server * const srv, plugin_data * const p) {
     uint8_t key[16];
-    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+    /* (early at boot the kernel's pool may not be ready: never wait) */
+    if (getrandom(key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
         /* not secret, but still differs per start */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -268,6 +301,13 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
      * so every worker sees this one table.  Zero-filled, as the table
      * requires; pages are touched only as entries use them. */
     p->table_bytes = progress_table_bytes(p->max_entries);
+    if (0 == p->table_bytes) {
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: a table of %u entries is more than this "
+          "system can address: lower upload-progress.max-entries",
+          p->max_entries);
+        return 0;
+    }
     void * const mem = mmap(NULL, p->table_bytes, PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (MAP_FAILED == mem) {
@@ -282,7 +322,7 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
         munmap(mem, p->table_bytes);
         return 0;
     }
-    p->creator_pid = p->pid = getpid();
+    p->pid = getpid();
     return 1;
 }
 
@@ -412,11 +452,34 @@ static id_lookup request_progress_id(const request_st * const r, progress_id * c
 
 __attribute_cold__
 static void log_table_full(request_st * const r, plugin_data * const p, const char * const idhex) {
-    if (p->table_full_logged == log_monotonic_secs) return; /* once a second */
-    p->table_full_logged = log_monotonic_secs;
+    char more[64];
+    if (!log_limited(p, LOG_TABLE_FULL, more)) return;
     log_error(r->conf.errh, __FILE__, __LINE__,
       "upload-progress: table full (%u uploads in flight); upload %s is "
-      "served but not tracked", p->max_entries, idhex);
+      "served but not tracked%s", p->max_entries, idhex, more);
+}
+
+__attribute_cold__
+static void log_id_in_use(request_st * const r, plugin_data * const p, const char * const idhex) {
+    char more[64];
+    if (!log_limited(p, LOG_ID_IN_USE, more)) return;
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: id %s is in use by an upload in flight; "
+      "this upload is served but not tracked%s", idhex, more);
+}
+
+/* Lock calls that failed (in any process) since this one last said so. */
+__attribute_cold__
+static void log_lock_failures(server * const srv, plugin_data * const p) {
+    const uint32_t failures = progress_table_lock_failures(p->table);
+    char more[64];
+    if (failures == p->lock_failures_logged || !log_limited(p, LOG_NO_LOCK, more))
+        return;
+    log_error(srv->errh, __FILE__, __LINE__,
+      "upload-progress: %u calls could not take the table's lock; their "
+      "uploads and polls went without the table%s",
+      failures - p->lock_failures_logged, more);
+    p->lock_failures_logged = failures;
 }
 
 __attribute_noinline__ /* keeps the uri handler's common path short */
@@ -446,9 +509,9 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
               (long long)request_body_length(r));
         return;
       case PROGRESS_BEGIN_IN_FLIGHT:
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "upload-progress: id %s is in use by an upload in flight; "
-          "this upload is served but not tracked", idhex);
+        log_id_in_use(r, p, idhex);
+        break;
+      case PROGRESS_BEGIN_NO_LOCK: /* the trigger logs it */
         break;
       case PROGRESS_BEGIN_FULL:
       default:
@@ -639,14 +702,17 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
     }
 
     progress_snapshot snap;
-    if (progress_table_lookup(p->table, &id, log_monotonic_secs, &snap)
-        && PROGRESS_UPLOADING == snap.state)
+    const int found = progress_table_lookup(p->table, &id, log_monotonic_secs, &snap);
+    if (found < 0)
+        return answer_problem(r, p, 503, PROGRESS_PROBLEM_UNAVAILABLE);
+    if (found && PROGRESS_UPLOADING == snap.state)
         read_live_progress(p, &id, &snap);
 
     char body[PROGRESS_RENDER_MAX];
     const char *content_type;
     const size_t len = progress_render(&snap, (progress_format)p->conf.format,
-                                       callback, cblen, body, &content_type);
+                                       callback, cblen, body, sizeof body,
+                                       &content_type);
     if (p->conf.debug) {
         char idhex[PROGRESS_ID_HEX_LEN + 1];
         progress_id_format(&id, idhex);
@@ -687,6 +753,7 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
     }
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
+    log_lock_failures(srv, p);
     if (freed && p->defaults.debug)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: swept %u finished uploads; %u entries left",
