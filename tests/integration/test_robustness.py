@@ -1,12 +1,14 @@
 """The shared table across graceful restarts and stops, worker deaths and
 floods of duplicate uploads (issue 12)."""
 import os
+import re
 import signal
+import socket
 import time
 
 import pytest
 
-from lighty import Lighttpd, SlowUpload, module_path, workers_of
+from lighty import Lighttpd, SlowUpload, module_path, serving_pid, workers_of
 
 IDS = ["%032x" % (0x12f00 + n) for n in range(8)]
 
@@ -73,3 +75,67 @@ def test_uploads_in_flight_across_a_graceful_restart_or_stop_lose_no_lock_call(
     assert calls > 0, "the shim saw no lock call"
     assert failed == [], failed
     assert "could not take the table's lock" not in server.error_log()
+
+
+def rss_shmem_kb(pid):
+    """Shared memory resident in pid's page tables, in kB."""
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("RssShmem:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssShmem in /proc/%d/status" % pid)
+
+
+def test_a_workers_death_does_not_make_a_huge_table_resident(make_server):
+    # 8,000,000 entries: a 640 MB mapping, all but a page of it untouched
+    server = make_server('upload-progress.progress-url = "/progress"\n'
+                         "upload-progress.max-entries = 8000000\n"
+                         "server.max-worker = 2\n")
+    wait_for_workers(server, 2)
+    up = SlowUpload(server.port, "/sink.cgi", size=1000, pid=IDS[5])
+    up.send(10)
+    owner = serving_pid(server, up.sock)
+    server.wait_for(IDS[5], lambda a: a["state"] == "uploading")
+    watcher = server.proc.pid
+    before = rss_shmem_kb(watcher)
+    os.kill(owner, signal.SIGKILL)
+    up.close()
+    server.wait_for(IDS[5], lambda a: a["state"] == "error")
+    grown = rss_shmem_kb(watcher) - before
+    print("watcher RssShmem %d kB -> %d kB" % (before, before + grown))
+    assert grown < 1024, "the watcher made %d kB of the table resident" % grown
+
+
+def send_duplicates(server, pid, n):
+    """n one-byte uploads with id pid at once, each on its own connection."""
+    request = ("POST /redirected.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Progress-ID: %s\r\n"
+               "Connection: close\r\nContent-Length: 1\r\n\r\nx" % pid).encode()
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(n)]
+    for sock in socks:
+        sock.sendall(request)
+    for sock in socks:
+        while sock.recv(65536):
+            pass
+        sock.close()
+
+
+def test_duplicate_uploads_log_one_line_a_second_with_the_count_left_out(make_server):
+    server = make_server('upload-progress.progress-url = "/progress"\n')
+    pid = IDS[6]
+    held = SlowUpload(server.port, "/sink.cgi", size=10, pid=pid)
+    server.wait_for(pid, lambda a: a["state"] == "uploading")
+    duplicates = 2000
+    for _ in range(duplicates // 100):
+        send_duplicates(server, pid, 100)
+    time.sleep(1.1)   # a new second: the next line carries the count left out
+    send_duplicates(server, pid, 1)
+    held.send(10)
+    assert held.response()[0] == 200
+    held.close()
+    lines = [line for line in server.error_log().splitlines()
+             if "id %s is in use by an upload in flight" % pid in line]
+    left_out = sum(int(m) for m in re.findall(r"\((\d+) more like this not logged\)",
+                                              "\n".join(lines)))
+    print("%d duplicate uploads: %d lines, %d left out" % (duplicates + 1, len(lines), left_out))
+    assert len(lines) + left_out == duplicates + 1
+    assert 2 <= len(lines) <= 10, lines
