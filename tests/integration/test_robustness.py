@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from lighty import Lighttpd, SlowUpload, module_path, serving_pid, workers_of
+from lighty import (Lighttpd, SlowUpload, make_ids, module_path, serving_pid,
+                   wait_for_workers)
 
-IDS = ["%032x" % (0x12f00 + n) for n in range(8)]
+IDS = make_ids(0x12f00, 8)
 
 
 def lock_shim():
@@ -39,13 +40,6 @@ class ShimmedLighttpd(Lighttpd):
         calls = sum(int(line.split()[2]) for line in lines if line.split()[1] == "calls")
         failed = [line for line in lines if line.split()[1] != "calls"]
         return calls, failed
-
-
-def wait_for_workers(server, n):
-    deadline = time.monotonic() + 10
-    while len(workers_of(server)) < n:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("workers", [2, 4])

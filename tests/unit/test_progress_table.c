@@ -688,8 +688,11 @@ START_TEST(a_process_killed_at_any_moment_blocks_nobody)
         nanosleep(&pause, NULL);
         kill(child, SIGKILL);
         ck_assert_int_eq(waitpid(child, NULL, 0), child);
-        /* the table still answers (the test's timeout catches a hang) */
+        /* the table still answers (the test's timeout catches a hang),
+         * and its count is the slots in use */
         get(t, (uint32_t)round, 0);
+        const char * const problem = progress_table_check(t);
+        if (problem) ck_abort_msg("round %d: %s", round, problem);
         progress_table_fail_owner(t, (int32_t)child, 500, 0);
         progress_table_sweep(t, 10, UINT32_MAX);
     }
