@@ -188,6 +188,17 @@ def test_a_malformed_header_id_wins_over_a_good_query_id(make_server):
     assert json.loads(body)["error"].startswith("malformed")
 
 
+def test_an_empty_header_id_is_no_header_so_the_query_id_counts(make_server):
+    # lighttpd drops request headers with empty values (doc: The progress id)
+    server = make_server(BASIC)
+    status, _, body = server.request("GET", "/progress?X-Progress-ID=" + ID,
+                                     headers={"X-Progress-ID": ""})
+    assert (status, json.loads(body)) == (200, {"state": "starting"})
+    status, _, body = server.request("GET", "/progress", headers={"X-Progress-ID": ""})
+    assert status == 400
+    assert json.loads(body)["error"].startswith("missing id")
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
 def test_other_methods_are_405_with_allow(make_server, method):
     server = make_server(BASIC)

@@ -3,7 +3,9 @@ floods of duplicate uploads (issue 12)."""
 import os
 import re
 import signal
+import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -133,3 +135,16 @@ def test_duplicate_uploads_log_one_line_a_second_with_the_count_left_out(make_se
     print("%d duplicate uploads: %d lines, %d left out" % (duplicates + 1, len(lines), left_out))
     assert len(lines) + left_out == duplicates + 1
     assert 2 <= len(lines) <= 10, lines
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (scripts/setup-deps)")
+def test_the_hash_key_is_drawn_without_waiting_for_the_kernels_pool(tmp_path):
+    # early at boot getrandom() without GRND_NONBLOCK would hold start-up
+    server = Lighttpd(tmp_path, 'upload-progress.progress-url = "/progress"\n')
+    cmd = server.command(server.write_config())
+    cmd[cmd.index("-D")] = "-tt"        # load the modules, set defaults, exit
+    run = subprocess.run(["strace", "-f", "-e", "trace=getrandom", *cmd],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    key_draws = re.findall(r"getrandom\(.*, 16, (\w+)\)", run.stderr)
+    assert key_draws == ["GRND_NONBLOCK"], run.stderr
