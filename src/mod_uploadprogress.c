@@ -129,7 +129,6 @@ typedef struct {
 typedef enum {
     LOG_ID_IN_USE,
     LOG_TABLE_FULL,
-    LOG_NO_LOCK,
     LOG_KINDS
 } log_kind;
 
@@ -189,6 +188,20 @@ static int log_limited(plugin_data * const p, const log_kind kind, char * const 
     l->second = log_monotonic_secs;
     l->left_out = 0;
     return 1;
+}
+
+/* Lock calls that failed (in any process) since this one last said so:
+ * called once a second by the trigger (and when a worker is gone), so it
+ * sums up any number of them in one line. */
+__attribute_cold__
+static void log_lock_failures(server * const srv, plugin_data * const p) {
+    const uint32_t failures = progress_table_lock_failures(p->table);
+    if (failures == p->lock_failures_logged) return;
+    log_error(srv->errh, __FILE__, __LINE__,
+      "upload-progress: %u calls could not take the table's lock; their "
+      "uploads and polls went without the table",
+      failures - p->lock_failures_logged);
+    p->lock_failures_logged = failures;
 }
 
 static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, const config_plugin_value_t * const cpv) {
@@ -392,6 +405,7 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
+    log_lock_failures(srv, p);
     if (failed)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d is gone; its %u uploads in flight "
@@ -466,20 +480,6 @@ static void log_id_in_use(request_st * const r, plugin_data * const p, const cha
     log_error(r->conf.errh, __FILE__, __LINE__,
       "upload-progress: id %s is in use by an upload in flight; "
       "this upload is served but not tracked%s", idhex, more);
-}
-
-/* Lock calls that failed (in any process) since this one last said so. */
-__attribute_cold__
-static void log_lock_failures(server * const srv, plugin_data * const p) {
-    const uint32_t failures = progress_table_lock_failures(p->table);
-    char more[64];
-    if (failures == p->lock_failures_logged || !log_limited(p, LOG_NO_LOCK, more))
-        return;
-    log_error(srv->errh, __FILE__, __LINE__,
-      "upload-progress: %u calls could not take the table's lock; their "
-      "uploads and polls went without the table%s",
-      failures - p->lock_failures_logged, more);
-    p->lock_failures_logged = failures;
 }
 
 __attribute_noinline__ /* keeps the uri handler's common path short */

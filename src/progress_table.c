@@ -292,8 +292,10 @@ static void reinsert(progress_table *t, uint32_t k)
     int found;
     const uint32_t i = probe(t, &e.id, home, &found);
     if (found) return;
+    journal_writing(t, i);   /* (a death inside the repair is repaired too) */
     t->slots[i] = e;
     t->slots[i].home = home;
+    journal_written(t);
     if (!slot_in_flight(&e)) note_expiry(t, e.expires);
 }
 
