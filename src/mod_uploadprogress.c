@@ -132,6 +132,8 @@ typedef enum {
     LOG_KINDS
 } log_kind;
 
+enum { LOG_SUFFIX_MAX = 64 };   /* room for log_limited()'s suffix */
+
 typedef struct {
     unix_time64_t second;   /* when a line of this kind was last written */
     uint32_t left_out;      /* lines of this kind not written since */
@@ -174,9 +176,9 @@ FREE_FUNC(mod_uploadprogress_free) {
 }
 
 /* Whether a line of this kind may be written now: at most one a second.
- * If so, *suffix tells how many were left out since the last one ("" if
- * none); it must hold 64 bytes. */
-static int log_limited(plugin_data * const p, const log_kind kind, char * const suffix) {
+ * If so, suffix tells how many were left out since the last one ("" if
+ * none). */
+static int log_limited(plugin_data * const p, const log_kind kind, char suffix[LOG_SUFFIX_MAX]) {
     log_limit * const l = &p->log_limits[kind];
     if (l->second == log_monotonic_secs && 0 != l->second) {
         ++l->left_out;
@@ -184,7 +186,7 @@ static int log_limited(plugin_data * const p, const log_kind kind, char * const 
     }
     suffix[0] = '\0';
     if (l->left_out)
-        snprintf(suffix, 64, " (%u more like this not logged)", l->left_out);
+        snprintf(suffix, LOG_SUFFIX_MAX, " (%u more like this not logged)", l->left_out);
     l->second = log_monotonic_secs;
     l->left_out = 0;
     return 1;
@@ -466,7 +468,7 @@ static id_lookup request_progress_id(const request_st * const r, progress_id * c
 
 __attribute_cold__
 static void log_table_full(request_st * const r, plugin_data * const p, const char * const idhex) {
-    char more[64];
+    char more[LOG_SUFFIX_MAX];
     if (!log_limited(p, LOG_TABLE_FULL, more)) return;
     log_error(r->conf.errh, __FILE__, __LINE__,
       "upload-progress: table full (%u uploads in flight); upload %s is "
@@ -475,7 +477,7 @@ static void log_table_full(request_st * const r, plugin_data * const p, const ch
 
 __attribute_cold__
 static void log_id_in_use(request_st * const r, plugin_data * const p, const char * const idhex) {
-    char more[64];
+    char more[LOG_SUFFIX_MAX];
     if (!log_limited(p, LOG_ID_IN_USE, more)) return;
     log_error(r->conf.errh, __FILE__, __LINE__,
       "upload-progress: id %s is in use by an upload in flight; "

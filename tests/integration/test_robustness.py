@@ -1,5 +1,6 @@
 """The shared table across graceful restarts and stops, worker deaths and
 floods of duplicate uploads (issue 12)."""
+import json
 import os
 import re
 import signal
@@ -26,14 +27,17 @@ def lock_shim():
 class ShimmedLighttpd(Lighttpd):
     """lighttpd with the lock shim preloaded after any sanitizer runtime."""
 
-    def __init__(self, workdir, config=""):
+    def __init__(self, workdir, config="", broken_lock=False):
         super().__init__(workdir, config)
         self.lock_log = self.dir / "locks.log"
+        self.broken_lock = broken_lock
 
     def env(self):
         env = super().env()
         env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), str(lock_shim())) if p)
         env["LOCK_SHIM_LOG"] = str(self.lock_log)
+        if self.broken_lock:
+            env["LOCK_SHIM_EINVAL"] = "1"    # every lock call fails
         return env
 
     def lock_report(self):
@@ -150,3 +154,26 @@ def test_the_hash_key_is_drawn_without_waiting_for_the_kernels_pool(tmp_path):
     assert run.returncode == 0, run.stderr
     key_draws = re.findall(r"getrandom\(.*, 16, (\w+)\)", run.stderr)
     assert key_draws == ["GRND_NONBLOCK"], run.stderr
+
+
+def test_without_the_lock_uploads_are_served_untracked_and_polls_answer_503(tmp_path):
+    server = ShimmedLighttpd(tmp_path, 'upload-progress.progress-url = "/progress"\n',
+                             broken_lock=True)
+    server.start()
+    try:
+        status, _, body = server.request("POST", "/sink.cgi", body=b"x" * 100,
+                                         headers={"X-Progress-ID": IDS[7]})
+        assert status == 200 and b"read 100 bytes" in body
+        status, _, body = server.request("GET", "/progress?X-Progress-ID=" + IDS[7])
+        assert status == 503
+        assert json.loads(body) == {
+            "error": "unavailable: the table of uploads cannot be read; try again"}
+        deadline = time.monotonic() + 5   # the once-a-second trigger sums them up
+        while "could not take the table's lock" not in server.error_log():
+            assert time.monotonic() < deadline, server.error_log()
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    assert server.lock_report()[1], "the shim failed no lock call"
+    assert re.search(r"upload-progress: \d+ calls could not take the table's lock; "
+                     r"their uploads and polls went without the table", server.error_log())

@@ -2,7 +2,9 @@
  * every call that failed (any result but 0 and EOWNERDEAD, which the
  * table repairs) to the file named by LOCK_SHIM_LOG as "PID CALL RESULT",
  * and at exit "PID calls N", so that a test sees both that the module's
- * lock calls went through the shim and that none failed. */
+ * lock calls went through the shim and that none failed.  With
+ * LOCK_SHIM_EINVAL set, every pthread_mutex_lock fails with EINVAL instead,
+ * without locking, as on a destroyed mutex. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -39,9 +41,16 @@ static int counted(const char *name, mutex_call *real, pthread_mutex_t *m)
     return rc;
 }
 
+static int broken(pthread_mutex_t *m)
+{
+    (void)m;
+    return EINVAL;
+}
+
 int pthread_mutex_lock(pthread_mutex_t *m)
 {
     static mutex_call real;
+    if (real == NULL && getenv("LOCK_SHIM_EINVAL") != NULL) real = broken;
     return counted("pthread_mutex_lock", &real, m);
 }
 
