@@ -177,3 +177,10 @@ def test_without_the_lock_uploads_are_served_untracked_and_polls_answer_503(tmp_
     assert server.lock_report()[1], "the shim failed no lock call"
     assert re.search(r"upload-progress: \d+ calls could not take the table's lock; "
                      r"their uploads and polls went without the table", server.error_log())
+
+
+def test_config_integers_of_2_to_the_32_wrap_in_lighttpds_parser(tmp_path):
+    # documented beside the keys: the module only sees the wrapped value
+    code, out = Lighttpd(tmp_path, "upload-progress.max-entries = 4294967296\n").run_to_exit()
+    assert code != 0
+    assert "upload-progress.max-entries must be from 1 to 67108864, not 0" in out, out
