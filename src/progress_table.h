@@ -67,6 +67,8 @@ size_t progress_table_bytes(uint32_t max_entries);
  * key seeds the hash.  Returns NULL if the lock cannot be set up. */
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
                                     const uint8_t key[16]);
+/* Destroys the lock: only for a table no other process can still use
+ * (tests, private memory).  A shared table is just unmapped. */
 void progress_table_destroy(progress_table *t);
 
 /* Starts an entry in flight for id.  A finished entry with the same id is
