@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -71,6 +72,22 @@ typedef struct {
     unsigned char debug;
 } upload_ctx;
 
+/* Log lines a client can make the module write, each kind at most once a
+ * second (see log_limited()). */
+typedef enum {
+    LOG_ID_IN_USE,
+    LOG_TABLE_FULL,
+    LOG_STREAMS_FULL,
+    LOG_KINDS
+} log_kind;
+
+enum { LOG_SUFFIX_MAX = 64 };   /* room for log_limited()'s suffix */
+
+typedef struct {
+    unix_time64_t second;   /* when a line of this kind was last written */
+    uint32_t left_out;      /* lines of this kind not written since */
+} log_limit;
+
 typedef struct {
     PLUGIN_DATA;
     plugin_config defaults;
@@ -80,11 +97,10 @@ typedef struct {
     size_t table_bytes;           /* the mapping: the table, then push_shared */
     void *push_shared;            /* the count of event streams */
     uint32_t max_entries;
-    pid_t creator_pid;
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
-    unix_time64_t table_full_logged;
-    unix_time64_t streams_full_logged;
+    log_limit log_limits[LOG_KINDS];
+    uint32_t lock_failures_logged;
 
     progress_push *push;          /* event streams and the worker's timer */
     progress_push_config push_config;
@@ -117,11 +133,42 @@ FREE_FUNC(mod_uploadprogress_free) {
     free(p->uploads);
     free(p->free_refs);
     progress_push_free(p->push);
-    if (NULL != p->table) {
-        if (getpid() == p->creator_pid)
-            progress_table_destroy(p->table);
+    /* Only unmapped, never destroyed: the watcher frees its plugins while
+     * the old workers of a graceful restart or stop still use the lock;
+     * the last process to unmap the table takes it along. */
+    if (NULL != p->table)
         munmap(p->table, p->table_bytes);
+}
+
+/* Whether a line of this kind may be written now: at most one a second.
+ * If so, suffix tells how many were left out since the last one ("" if
+ * none). */
+static int log_limited(plugin_data * const p, const log_kind kind, char suffix[LOG_SUFFIX_MAX]) {
+    log_limit * const l = &p->log_limits[kind];
+    if (l->second == log_monotonic_secs && 0 != l->second) {
+        ++l->left_out;
+        return 0;
     }
+    suffix[0] = '\0';
+    if (l->left_out)
+        snprintf(suffix, LOG_SUFFIX_MAX, " (%u more like this not logged)", l->left_out);
+    l->second = log_monotonic_secs;
+    l->left_out = 0;
+    return 1;
+}
+
+/* Lock calls that failed (in any process) since this one last said so:
+ * called once a second by the trigger (and when a worker is gone), so it
+ * sums up any number of them in one line. */
+__attribute_cold__
+static void log_lock_failures(server * const srv, plugin_data * const p) {
+    const uint32_t failures = progress_table_lock_failures(p->table);
+    if (failures == p->lock_failures_logged) return;
+    log_error(srv->errh, __FILE__, __LINE__,
+      "upload-progress: %u calls could not take the table's lock; their "
+      "uploads and polls went without the table",
+      failures - p->lock_failures_logged);
+    p->lock_failures_logged = failures;
 }
 
 static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, const config_plugin_value_t * const cpv) {
@@ -305,7 +352,8 @@ static void mod_uploadprogress_publish_counts(plugin_data * const p, const int a
 __attribute_cold__
 static int mod_uploadprogress_table_create(server * const srv, plugin_data * const p) {
     uint8_t key[16];
-    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+    /* (early at boot the kernel's pool may not be ready: never wait) */
+    if (getrandom(key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
         /* not secret, but still differs per start */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -316,7 +364,15 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
      * so every worker sees this one table.  Zero-filled, as the table
      * requires; pages are touched only as entries use them.  The count of
      * event streams of all workers follows it in the same mapping. */
-    const size_t push_at = (progress_table_bytes(p->max_entries) + 63) & ~(size_t)63;
+    const size_t table_bytes = progress_table_bytes(p->max_entries);
+    const size_t push_at = (table_bytes + 63) & ~(size_t)63;
+    if (0 == table_bytes || push_at > SIZE_MAX - progress_push_shared_bytes()) {
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: a table of %u entries is more than this "
+          "system can address: lower upload-progress.max-entries",
+          p->max_entries);
+        return 0;
+    }
     p->table_bytes = push_at + progress_push_shared_bytes();
     void * const mem = mmap(NULL, p->table_bytes, PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -333,11 +389,11 @@ static int mod_uploadprogress_table_create(server * const srv, plugin_data * con
         return 0;
     }
     p->push_shared = (char *)mem + push_at;
-    p->creator_pid = p->pid = getpid();
+    p->pid = getpid();
     return 1;
 }
 
-static void current_answer(void *p_d, const progress_id *id, progress_snapshot *snap);
+static int current_answer(void *p_d, const progress_id *id, progress_snapshot *snap);
 static void publish_live_counts(void *p_d);
 
 __attribute_cold__
@@ -433,6 +489,7 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     progress_push_worker_gone(p->push, pid);
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
+    log_lock_failures(srv, p);
     if (failed)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d is gone; its %u uploads in flight "
@@ -497,11 +554,20 @@ static id_lookup request_progress_id(const request_st * const r, progress_id * c
 
 __attribute_cold__
 static void log_table_full(request_st * const r, plugin_data * const p, const char * const idhex) {
-    if (p->table_full_logged == log_monotonic_secs) return; /* once a second */
-    p->table_full_logged = log_monotonic_secs;
+    char more[LOG_SUFFIX_MAX];
+    if (!log_limited(p, LOG_TABLE_FULL, more)) return;
     log_error(r->conf.errh, __FILE__, __LINE__,
       "upload-progress: table full (%u uploads in flight); upload %s is "
-      "served but not tracked", p->max_entries, idhex);
+      "served but not tracked%s", p->max_entries, idhex, more);
+}
+
+__attribute_cold__
+static void log_id_in_use(request_st * const r, plugin_data * const p, const char * const idhex) {
+    char more[LOG_SUFFIX_MAX];
+    if (!log_limited(p, LOG_ID_IN_USE, more)) return;
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: id %s is in use by an upload in flight; "
+      "this upload is served but not tracked%s", idhex, more);
 }
 
 __attribute_noinline__ /* keeps the uri handler's common path short */
@@ -532,9 +598,9 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
               (long long)request_body_length(r));
         return;
       case PROGRESS_BEGIN_IN_FLIGHT:
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "upload-progress: id %s is in use by an upload in flight; "
-          "this upload is served but not tracked", idhex);
+        log_id_in_use(r, p, idhex);
+        break;
+      case PROGRESS_BEGIN_NO_LOCK: /* the trigger logs it */
         break;
       case PROGRESS_BEGIN_FULL:
       default:
@@ -716,20 +782,21 @@ static handler_t answer_problem(request_st * const r, const plugin_data * const 
 }
 
 /* The answer a poll gets now: exact if this worker serves the upload. */
-static void current_answer(void * const p_d, const progress_id * const id, progress_snapshot * const snap) {
+static int current_answer(void * const p_d, const progress_id * const id, progress_snapshot * const snap) {
     const plugin_data * const p = p_d;
-    if (progress_table_lookup(p->table, id, log_monotonic_secs, snap)
-        && PROGRESS_UPLOADING == snap->state)
+    const int found = progress_table_lookup(p->table, id, log_monotonic_secs, snap);
+    if (found > 0 && PROGRESS_UPLOADING == snap->state)
         read_live_progress(p, id, snap);
+    return found;
 }
 
 __attribute_cold__
 static void log_streams_full(request_st * const r, plugin_data * const p) {
-    if (p->streams_full_logged == log_monotonic_secs) return; /* once a second */
-    p->streams_full_logged = log_monotonic_secs;
+    char more[LOG_SUFFIX_MAX];
+    if (!log_limited(p, LOG_STREAMS_FULL, more)) return;
     log_error(r->conf.errh, __FILE__, __LINE__,
       "upload-progress: %u event streams at once (upload-progress.max-streams); "
-      "more are refused with 503", p->push_config.max_streams);
+      "more are refused with 503%s", p->push_config.max_streams, more);
 }
 
 static void log_stream(request_st * const r, const progress_id * const id) {
@@ -787,12 +854,14 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
           : mod_uploadprogress_stream(r, p, &id);
 
     progress_snapshot snap;
-    current_answer(p, &id, &snap);
+    if (current_answer(p, &id, &snap) < 0)
+        return answer_problem(r, p, 503, PROGRESS_PROBLEM_UNAVAILABLE);
 
     char body[PROGRESS_RENDER_MAX];
     const char *content_type;
     const size_t len = progress_render(&snap, (progress_format)p->conf.format,
-                                       callback, cblen, body, &content_type);
+                                       callback, cblen, body, sizeof body,
+                                       &content_type);
     if (p->conf.debug) {
         char idhex[PROGRESS_ID_HEX_LEN + 1];
         progress_id_format(&id, idhex);
@@ -845,6 +914,7 @@ TRIGGER_FUNC(mod_uploadprogress_trigger) {
     publish_live_counts(p);
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
+    log_lock_failures(srv, p);
     if (freed && p->defaults.debug)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: swept %u finished uploads; %u entries left",

@@ -260,11 +260,12 @@ static int answer_is_final(const progress_snapshot * const snap)
 static void stream_serve(progress_push * const push, push_stream * const s, const int64_t now, const int force)
 {
     progress_snapshot snap;
-    push->config.answer(push->config.glue, &s->id, &snap);
+    if (push->config.answer(push->config.glue, &s->id, &snap) < 0)
+        return;   /* the table's lock cannot be had: try again next tick */
     char json[PROGRESS_RENDER_MAX];
     const char *content_type;
     const size_t len = progress_render(&snap, PROGRESS_FORMAT_JSON, NULL, 0,
-                                       json, &content_type);
+                                       json, sizeof json, &content_type);
     if (answer_is_final(&snap)) {
         stream_end(push, s, now, event_progress, sizeof event_progress - 1, json, len);
         return;

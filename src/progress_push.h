@@ -31,9 +31,10 @@
 #include "progress_id.h"
 #include "progress_table.h"
 
-/* Fills *snap with the answer a poll for id would get now. */
-typedef void (*progress_push_answer_fn)(void *glue, const progress_id *id,
-                                        progress_snapshot *snap);
+/* Fills *snap with the answer a poll for id would get now; returns what
+ * progress_table_lookup() does (< 0: the table cannot be read now). */
+typedef int (*progress_push_answer_fn)(void *glue, const progress_id *id,
+                                       progress_snapshot *snap);
 /* Publishes this worker's live counts to the shared table. */
 typedef void (*progress_push_publish_fn)(void *glue);
 

@@ -166,10 +166,25 @@ static void render_xml(out *o, const progress_snapshot *snap)
     PUT_LITERAL(o, "</upload>");
 }
 
+/* The longest answers: every number at its longest (19 digits; a status
+ * 10), in the longest state name. */
+#define LONGEST_JSON (sizeof("{\"state\":\"uploading\",\"status\":,\"received\":," \
+                             "\"size\":,\"speed\":,\"eta\":}") - 1 + 10 + 4 * 19)
+#define LONGEST_LEGACY (sizeof("new Object({ 'state' : 'uploading', 'status' : , " \
+                               "'received' : , 'size' :  })") - 1 + 10 + 2 * 19)
+#define LONGEST_XML (sizeof("<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><upload>" \
+                            "<size></size><received></received><state>uploading</state>" \
+                            "<status></status></upload>") - 1 + 10 + 2 * 19)
+_Static_assert(PROGRESS_CALLBACK_MAX + sizeof("();") - 1 + LONGEST_JSON <= PROGRESS_RENDER_MAX,
+               "PROGRESS_RENDER_MAX must hold the longest JSONP answer");
+_Static_assert(LONGEST_LEGACY <= PROGRESS_RENDER_MAX && LONGEST_XML <= PROGRESS_RENDER_MAX,
+               "PROGRESS_RENDER_MAX must hold the longest legacy and XML answers");
+
 size_t progress_render(const progress_snapshot *snap, progress_format format,
                        const char *callback, size_t callback_len,
-                       char *buf, const char **content_type)
+                       char *buf, size_t bufsize, const char **content_type)
 {
+    if (bufsize < PROGRESS_RENDER_MAX || callback_len > PROGRESS_CALLBACK_MAX) return 0;
     out o = { buf };
     if (callback_len > 0) {
         put_str(&o, callback, callback_len);
@@ -208,6 +223,9 @@ const char *progress_render_problem(progress_problem problem, size_t *len)
         "streamed; drop one\"}";
     static const char too_many_streams[] =
         "{\"error\":\"too many event streams: poll, or retry later\"}";
+    static const char unavailable[] =
+        "{\"error\":\"unavailable: the table of uploads cannot be read; "
+        "try again\"}";
     switch (problem) {
     case PROGRESS_PROBLEM_NO_ID:        *len = sizeof no_id - 1;        return no_id;
     case PROGRESS_PROBLEM_BAD_ID:       *len = sizeof bad_id - 1;       return bad_id;
@@ -218,6 +236,7 @@ const char *progress_render_problem(progress_problem problem, size_t *len)
     case PROGRESS_PROBLEM_TOO_MANY_STREAMS:
         *len = sizeof too_many_streams - 1;
         return too_many_streams;
+    case PROGRESS_PROBLEM_UNAVAILABLE:  *len = sizeof unavailable - 1;  return unavailable;
     case PROGRESS_PROBLEM_METHOD:
     default:                            *len = sizeof method - 1;       return method;
     }

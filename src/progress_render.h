@@ -32,15 +32,17 @@ const char *progress_state_name(progress_state state);
  * not uploading, size unknown (chunked) or no speed measured. */
 int64_t progress_eta(const progress_snapshot *snap);
 
-/* Writes the answer for one snapshot into buf (at least PROGRESS_RENDER_MAX
- * bytes) and returns its length; *content_type gets the answer's media
- * type.  A callback (callback_len > 0, already checked with
+/* Writes the answer for one snapshot into buf, of bufsize bytes, and
+ * returns its length; *content_type gets the answer's media type.  A
+ * buffer of PROGRESS_RENDER_MAX bytes always has room; with less, or a
+ * callback longer than PROGRESS_CALLBACK_MAX, nothing is written and 0
+ * is returned.  A callback (callback_len > 0, already checked with
  * progress_callback_is_valid()) asks for JSONP: the JSON answer wrapped as
  * callback(...); whatever the format, since only a script can read it.
  * doc/mod_uploadprogress.md lists every answer of every format. */
 size_t progress_render(const progress_snapshot *snap, progress_format format,
                        const char *callback, size_t callback_len,
-                       char *buf, const char **content_type);
+                       char *buf, size_t bufsize, const char **content_type);
 
 typedef enum progress_problem {
     PROGRESS_PROBLEM_NO_ID,        /* 400 */
@@ -48,7 +50,8 @@ typedef enum progress_problem {
     PROGRESS_PROBLEM_BAD_CALLBACK, /* 400 */
     PROGRESS_PROBLEM_METHOD,       /* 405 */
     PROGRESS_PROBLEM_STREAM_CALLBACK, /* 400: JSONP asked as an event stream */
-    PROGRESS_PROBLEM_TOO_MANY_STREAMS /* 503 */
+    PROGRESS_PROBLEM_TOO_MANY_STREAMS, /* 503 */
+    PROGRESS_PROBLEM_UNAVAILABLE      /* 503: the table's lock cannot be had */
 } progress_problem;
 
 /* The JSON body that explains a refused poll; *len gets its length. */

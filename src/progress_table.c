@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
@@ -12,13 +13,15 @@ enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
  * sweep passes over a group without entries without reading it: a page of
  * a shared mapping that nothing has touched would be allocated by a read. */
 enum { GROUP = 64 };
+/* The expiry of an entry in flight: it has none until it finishes. */
+#define NO_EXPIRY INT64_MAX
 
 /* One entry, one cache line. */
 struct slot {
     progress_id id;
     int64_t size;
     int64_t received;
-    int64_t expires;     /* 0 while in flight */
+    int64_t expires;     /* last second it is shown; NO_EXPIRY in flight */
     uint32_t updated;    /* second of the last update, modulo 2^32 */
     uint32_t speed;      /* bytes per second, smoothed; see update_speed() */
     int32_t owner_pid;
@@ -43,6 +46,13 @@ struct progress_table {
      * table; it becomes next_expiry when the pass ends. */
     int64_t next_expiry;
     int64_t pass_min;
+    /* A journal for the next holder of the lock, should this one die
+     * inside it (see repair()): 1 + the first slot of a probe run being
+     * rewritten, and 1 + the slot being overwritten (it may be torn);
+     * 0 when no write is in progress. */
+    uint32_t repair_from;
+    uint32_t writing;
+    atomic_uint lock_failures;
     struct slot slots[];
 };
 
@@ -59,9 +69,12 @@ static uint32_t groups_for(uint32_t nslots)
 
 size_t progress_table_bytes(uint32_t max_entries)
 {
-    const uint32_t nslots = slots_for(max_entries);
-    return sizeof(struct progress_table) + (size_t)nslots * sizeof(struct slot)
-         + groups_for(nslots);
+    /* in 64 bits, to see whether the size fits in a size_t */
+    const uint64_t nslots = (uint64_t)max_entries + max_entries / 4 + 1;
+    if (nslots > UINT32_MAX) return 0;
+    const uint64_t bytes = sizeof(struct progress_table)
+                         + nslots * sizeof(struct slot) + groups_for((uint32_t)nslots);
+    return bytes <= SIZE_MAX ? (size_t)bytes : 0;
 }
 
 /* Entries in each group of slots: one byte a group, after the slots. */
@@ -93,18 +106,61 @@ void progress_table_destroy(progress_table *t)
     pthread_mutex_destroy(&t->lock);
 }
 
-static void table_lock(progress_table *t)
+static void repair(progress_table *t);
+
+/* Takes the lock: 0, or -1 if it cannot be had (counted; the caller must
+ * then leave the table alone).  A process that died holding it may have
+ * left a write half done: repair that first. */
+static int table_lock(progress_table *t)
 {
-    /* A process that died holding the lock left at worst one entry
-     * duplicated or lost by an unfinished shift; every slot is whole
-     * (fields are written before anything else reads them), so carry on. */
-    if (pthread_mutex_lock(&t->lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&t->lock);
+    int rc = pthread_mutex_lock(&t->lock);
+    if (rc == EOWNERDEAD) {
+        repair(t);
+        rc = pthread_mutex_consistent(&t->lock);
+        if (rc != 0) pthread_mutex_unlock(&t->lock);
+    }
+    if (rc == 0) return 0;
+    atomic_fetch_add_explicit(&t->lock_failures, 1, memory_order_relaxed);
+    return -1;
 }
 
 static void table_unlock(progress_table *t)
 {
-    pthread_mutex_unlock(&t->lock);
+    if (pthread_mutex_unlock(&t->lock) != 0)
+        atomic_fetch_add_explicit(&t->lock_failures, 1, memory_order_relaxed);
+}
+
+/* Orders the stores around it as written, for a process killed between
+ * them (the compiler may not move stores across it). */
+static void store_fence(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* Opens a write of the probe run from slot `from` on; `writing` names the
+ * slot about to be overwritten. */
+static void journal_open(progress_table *t, uint32_t from)
+{
+    t->repair_from = from + 1;
+    store_fence();
+}
+
+static void journal_writing(progress_table *t, uint32_t i)
+{
+    t->writing = i + 1;
+    store_fence();
+}
+
+static void journal_written(progress_table *t)
+{
+    store_fence();
+    t->writing = 0;
+}
+
+static void journal_close(progress_table *t)
+{
+    store_fence();
+    t->writing = t->repair_from = 0;
 }
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
@@ -168,14 +224,16 @@ static uint32_t probe(const progress_table *t, const progress_id *id,
     return i;
 }
 
-static int slot_expired(const struct slot *s, int64_t now)
-{
-    return s->expires != 0 && now > s->expires;
-}
-
 static int slot_in_flight(const struct slot *s)
 {
     return s->state == PROGRESS_UPLOADING;
+}
+
+/* (a finish cut short by a death may leave an expiry on an entry still
+ * in flight: the state decides) */
+static int slot_expired(const struct slot *s, int64_t now)
+{
+    return !slot_in_flight(s) && now > s->expires;
 }
 
 static int slot_owned_by(const struct slot *s, int32_t pid, uint32_t ref)
@@ -183,11 +241,9 @@ static int slot_owned_by(const struct slot *s, int32_t pid, uint32_t ref)
     return slot_in_flight(s) && s->owner_pid == pid && s->owner_ref == ref;
 }
 
-/* A finished entry with this expiry is (still) in the table; one with
- * expiry 0 never expires, so it bounds nothing. */
+/* A finished entry with this expiry is (still) in the table. */
 static void note_expiry(progress_table *t, int64_t expires)
 {
-    if (expires == 0) return;
     if (expires < t->next_expiry) t->next_expiry = expires;
     if (expires < t->pass_min) t->pass_min = expires;
 }
@@ -198,6 +254,7 @@ static void note_expiry(progress_table *t, int64_t expires)
 static uint32_t remove_at(progress_table *t, uint32_t i)
 {
     uint32_t j = i, looked = 1;
+    journal_open(t, i);
     for (;;) {
         j = next_slot(t, j);
         ++looked;
@@ -208,21 +265,84 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
         const int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (!stays) {
             /* it may move to a slot the sweep's pass has been past */
-            note_expiry(t, s->expires);
+            if (!slot_in_flight(s)) note_expiry(t, s->expires);
+            journal_writing(t, i);
             t->slots[i] = *s;
+            journal_written(t);
             i = j;
         }
     }
+    journal_writing(t, i);
     memset(&t->slots[i], 0, sizeof t->slots[i]);
+    journal_written(t);
     --group_entries(t)[i / GROUP];
     --t->count;
+    journal_close(t);
     return looked;
 }
 
-static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget);
+/* Takes the entry out of slot k and puts it back where a probe from its
+ * home finds it (k or an earlier slot of its run), or drops it if its id
+ * is held already. */
+static void reinsert(progress_table *t, uint32_t k)
+{
+    const struct slot e = t->slots[k];
+    memset(&t->slots[k], 0, sizeof t->slots[k]);
+    const uint32_t home = home_slot(t, &e.id);
+    int found;
+    const uint32_t i = probe(t, &e.id, home, &found);
+    if (found) return;
+    journal_writing(t, i);   /* (a death inside the repair is repaired too) */
+    t->slots[i] = e;
+    t->slots[i].home = home;
+    journal_written(t);
+    if (!slot_in_flight(&e)) note_expiry(t, e.expires);
+}
 
-/* Makes room in a full table: frees finished entries of the earliest
- * expiry second (the oldest ones when all share one remove-timeout), by
+static void recount_group(progress_table *t, uint32_t g)
+{
+    uint8_t n = 0;
+    for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i)
+        n += t->slots[i].state != SLOT_FREE;
+    group_entries(t)[g] = n;
+}
+
+/* After a death inside the lock: a write left half done touched only the
+ * probe run from the journal's first slot to the next free slot.  Drop
+ * the slot that was being overwritten (it may be torn; what it held is
+ * either the entry being removed, a copy of one moved before it, or the
+ * dead process's new upload), put every other entry of the run back
+ * where a probe finds it (which drops the duplicate a half-done shift
+ * leaves), then recount that run's groups and the total. */
+static void repair(progress_table *t)
+{
+    if (t->repair_from != 0) {
+        const uint32_t from = t->repair_from - 1;
+        const uint32_t torn = t->writing ? t->writing - 1 : t->nslots;
+        if (torn < t->nslots) memset(&t->slots[torn], 0, sizeof t->slots[torn]);
+        uint32_t k = from;
+        for (uint32_t n = 0; n < t->nslots; ++n, k = next_slot(t, k)) {
+            if (k == torn) continue;
+            if (t->slots[k].state == SLOT_FREE) break;
+            reinsert(t, k);
+        }
+        for (uint32_t g = from / GROUP;; g = g + 1 == groups_for(t->nslots) ? 0 : g + 1) {
+            recount_group(t, g);
+            if (g == k / GROUP) break;
+        }
+    }
+    uint32_t count = 0;
+    for (uint32_t g = 0; g < groups_for(t->nslots); ++g)
+        count += group_entries(t)[g];
+    t->count = count;
+    journal_close(t);
+}
+
+static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget,
+                            uint32_t max_freed);
+
+/* Makes room in a full table: frees one finished entry of the earliest
+ * expiry second (the oldest when all share one remove-timeout), by
  * sweeping as if that second had passed, a slice at a time until one is
  * freed.  Such entries are spread over the table, so a slice or a few
  * usually do: no stall on a huge table.  Returns 0 if every entry is in
@@ -231,7 +351,7 @@ static int evict_oldest(progress_table *t)
 {
     enum { EVICT_BUDGET = 4096 };
     while (t->next_expiry != INT64_MAX) {
-        if (sweep_slice(t, t->next_expiry + 1, EVICT_BUDGET) > 0) return 1;
+        if (sweep_slice(t, t->next_expiry + 1, EVICT_BUDGET, 1) > 0) return 1;
     }
     return 0;
 }
@@ -244,22 +364,25 @@ progress_begin_result progress_table_begin(progress_table *t,
     const uint32_t home = home_slot(t, id);
     progress_begin_result result = PROGRESS_BEGIN_OK;
     int found;
-    table_lock(t);
+    if (table_lock(t) != 0) return PROGRESS_BEGIN_NO_LOCK;
     uint32_t i = probe(t, id, home, &found);
     if (found && slot_in_flight(&t->slots[i])) {
         result = PROGRESS_BEGIN_IN_FLIGHT;
     } else if (!found && t->count >= t->max_entries && !evict_oldest(t)) {
         result = PROGRESS_BEGIN_FULL;
     } else {
+        if (!found) i = probe(t, id, home, &found); /* eviction may have moved slots */
+        journal_open(t, i);
+        journal_writing(t, i);
         if (!found) {
-            i = probe(t, id, home, &found); /* eviction may have moved slots */
             ++group_entries(t)[i / GROUP];
             ++t->count;
         }
-        struct slot * const s = &t->slots[i];
-        *s = (struct slot){ .id = *id, .size = size, .updated = (uint32_t)now,
-                            .owner_pid = owner_pid, .owner_ref = owner_ref,
-                            .home = home, .state = PROGRESS_UPLOADING };
+        t->slots[i] = (struct slot){ .id = *id, .size = size,
+                                     .expires = NO_EXPIRY, .updated = (uint32_t)now,
+                                     .owner_pid = owner_pid, .owner_ref = owner_ref,
+                                     .home = home, .state = PROGRESS_UPLOADING };
+        journal_close(t);
     }
     table_unlock(t);
     return result;
@@ -291,7 +414,7 @@ void progress_table_update(progress_table *t, const progress_id *id,
 {
     int found;
     const uint32_t home = home_slot(t, id);
-    table_lock(t);
+    if (table_lock(t) != 0) return;
     struct slot * const s = &t->slots[probe(t, id, home, &found)];
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         if ((uint32_t)now != s->updated)
@@ -303,21 +426,28 @@ void progress_table_update(progress_table *t, const progress_id *id,
     table_unlock(t);
 }
 
+/* The state last: a death before it leaves the entry in flight, whole. */
+static void end_in_flight(struct slot *s, progress_state state, int64_t expires)
+{
+    s->expires = expires;
+    store_fence();
+    s->state = (uint8_t)state;
+}
+
 int progress_table_finish(progress_table *t, const progress_id *id,
                           int32_t owner_pid, uint32_t owner_ref,
                           const progress_snapshot *fin, int64_t expires)
 {
     int found, finished = 0;
     const uint32_t home = home_slot(t, id);
-    table_lock(t);
+    if (table_lock(t) != 0) return -1;
     struct slot * const s = &t->slots[probe(t, id, home, &found)];
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
-        s->state = (uint8_t)fin->state;
+        note_expiry(t, expires);
         s->status = (uint16_t)fin->status;
         s->size = fin->size;
         s->received = fin->received;
-        s->expires = expires;
-        note_expiry(t, expires);
+        end_in_flight(s, fin->state, expires);
         finished = 1;
     }
     table_unlock(t);
@@ -329,7 +459,11 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
 {
     int found;
     const uint32_t home = home_slot(t, id);
-    table_lock(t);
+    if (table_lock(t) != 0) {
+        *out = (progress_snapshot){ .state = PROGRESS_STARTING,
+                                    .size = -1, .received = -1 };
+        return -1;
+    }
     const struct slot * const s = &t->slots[probe(t, id, home, &found)];
     found = found && !slot_expired(s, now);
     if (found) {
@@ -351,7 +485,8 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
  * nothing (each removal meets a free slot next), where walking forwards
  * would shift the rest of the run back once per entry freed.  A pass
  * through the whole table makes next_expiry exact again. */
-static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
+static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget,
+                            uint32_t max_freed)
 {
     uint32_t freed = 0;
     for (uint32_t work = 0; work < budget && now > t->next_expiry; ++work) {
@@ -364,9 +499,9 @@ static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
             /* a removal may shift another entry into slot i: look again */
             while (s->state != SLOT_FREE && slot_expired(s, now)) {
                 work += remove_at(t, i);
-                ++freed;
+                if (++freed == max_freed) return freed; /* carries on at i */
             }
-            if (s->state != SLOT_FREE && s->expires != 0 && s->expires < t->pass_min)
+            if (s->state != SLOT_FREE && !slot_in_flight(s) && s->expires < t->pass_min)
                 t->pass_min = s->expires;
         }
         if (done_down_to == 0) {
@@ -382,8 +517,8 @@ static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
 
 uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget)
 {
-    table_lock(t);
-    const uint32_t freed = sweep_slice(t, now, budget);
+    if (table_lock(t) != 0) return 0;
+    const uint32_t freed = sweep_slice(t, now, budget, UINT32_MAX);
     table_unlock(t);
     return freed;
 }
@@ -392,14 +527,17 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
                                    int status, int64_t expires)
 {
     uint32_t failed = 0;
-    table_lock(t);
+    if (table_lock(t) != 0) return 0;
     for (uint32_t i = 0; i < t->nslots; ++i) {
+        if (group_entries(t)[i / GROUP] == 0) {
+            i += GROUP - 1 - i % GROUP;   /* nothing there: skip, unread */
+            continue;
+        }
         struct slot * const s = &t->slots[i];
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
-            s->state = PROGRESS_ERROR;
-            s->status = (uint16_t)status;
-            s->expires = expires;
             note_expiry(t, expires);
+            s->status = (uint16_t)status;
+            end_in_flight(s, PROGRESS_ERROR, expires);
             ++failed;
         }
     }
@@ -409,10 +547,43 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
 
 uint32_t progress_table_count(progress_table *t)
 {
-    table_lock(t);
+    if (table_lock(t) != 0) return 0;
     const uint32_t count = t->count;
     table_unlock(t);
     return count;
+}
+
+static const char *check_slots(progress_table *t)
+{
+    uint32_t live = 0;
+    for (uint32_t g = 0; g < groups_for(t->nslots); ++g) {
+        uint32_t in_group = 0;
+        for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i) {
+            const struct slot * const s = &t->slots[i];
+            if (s->state == SLOT_FREE) continue;
+            ++in_group;
+            int found;
+            if (s->home != home_slot(t, &s->id)) return "an entry's home is not its id's";
+            if (probe(t, &s->id, s->home, &found) != i || !found)
+                return "an entry is not found by its id (or its id is held twice)";
+        }
+        if (group_entries(t)[g] != in_group) return "a group count differs from its slots";
+        live += in_group;
+    }
+    return live == t->count ? NULL : "the count differs from the live slots";
+}
+
+uint32_t progress_table_lock_failures(progress_table *t)
+{
+    return atomic_load_explicit(&t->lock_failures, memory_order_relaxed);
+}
+
+const char *progress_table_check(progress_table *t)
+{
+    if (table_lock(t) != 0) return "the lock cannot be had";
+    const char * const problem = check_slots(t);
+    table_unlock(t);
+    return problem;
 }
 
 uint32_t progress_table_slots(const progress_table *t)

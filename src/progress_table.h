@@ -14,7 +14,15 @@
  *   only the owner that began it (pid, ref) may update or finish it.  A
  *   finished entry stays until its expiry second has passed: lookups treat
  *   it as absent from then on, and sweep frees its slot.
- * - Times are whole seconds of one monotonic clock, chosen by the caller. */
+ * - Times are whole seconds of one monotonic clock, chosen by the caller;
+ *   any second, 0 included, is a valid expiry (an entry in flight has
+ *   none, whatever `expires` a cut-short finish left).
+ * - The mapping may outlive any process using it: nobody need destroy the
+ *   lock.  A process killed inside the lock leaves nothing the next holder
+ *   cannot repair from the slots themselves (robust mutex).  If the lock
+ *   cannot be had at all (e.g. destroyed), each call refuses its work and
+ *   says so (PROGRESS_BEGIN_NO_LOCK, -1, or 0 found/freed), and the
+ *   failure is counted (progress_table_lock_failures). */
 #ifndef PROGRESS_TABLE_H
 #define PROGRESS_TABLE_H
 
@@ -47,20 +55,25 @@ typedef struct progress_table progress_table;
 typedef enum progress_begin_result {
     PROGRESS_BEGIN_OK,
     PROGRESS_BEGIN_IN_FLIGHT, /* another upload with this id is in flight */
-    PROGRESS_BEGIN_FULL       /* max_entries uploads are in flight */
+    PROGRESS_BEGIN_FULL,      /* max_entries uploads are in flight */
+    PROGRESS_BEGIN_NO_LOCK    /* the lock cannot be had: nothing done */
 } progress_begin_result;
 
+/* Bytes of the block for max_entries; 0 if that is more than a size_t
+ * (on a 32-bit system) can hold. */
 size_t progress_table_bytes(uint32_t max_entries);
 
 /* Lays the table out in mem (zero-filled, progress_table_bytes() long).
  * key seeds the hash.  Returns NULL if the lock cannot be set up. */
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
                                     const uint8_t key[16]);
+/* Destroys the lock: only for a table no other process can still use
+ * (tests, private memory).  A shared table is just unmapped. */
 void progress_table_destroy(progress_table *t);
 
 /* Starts an entry in flight for id.  A finished entry with the same id is
- * taken over.  When the table is full, finished entries of the earliest
- * expiry second are evicted to make room (a bounded slice of them). */
+ * taken over.  When the table is full, one finished entry of the earliest
+ * expiry second is evicted to make room (found in bounded slices). */
 progress_begin_result progress_table_begin(progress_table *t,
                                            const progress_id *id,
                                            int64_t size, int32_t owner_pid,
@@ -80,13 +93,14 @@ void progress_table_update(progress_table *t, const progress_id *id,
 
 /* Ends the owner's entry in flight with fin's state, status, size and
  * received; it expires after the second `expires`.  Returns 1 if the entry
- * was the owner's and is now finished, 0 otherwise. */
+ * was the owner's and is now finished, 0 otherwise, -1 without the lock. */
 int progress_table_finish(progress_table *t, const progress_id *id,
                           int32_t owner_pid, uint32_t owner_ref,
                           const progress_snapshot *fin, int64_t expires);
 
 /* Copies the entry for id into *out; returns 1 if there is one that has not
- * expired at now, else 0 (and *out says PROGRESS_STARTING). */
+ * expired at now, else 0 (and *out says PROGRESS_STARTING); -1 (and
+ * PROGRESS_STARTING) if the lock cannot be had. */
 int progress_table_lookup(progress_table *t, const progress_id *id,
                           int64_t now, progress_snapshot *out);
 
@@ -104,8 +118,19 @@ uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget);
 uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
                                    int status, int64_t expires);
 
+/* Lock calls that failed since the table was laid out, in any process
+ * (EOWNERDEAD is not a failure: it is repaired). */
+uint32_t progress_table_lock_failures(progress_table *t);
+
 /* Entries held, expired ones not yet swept included. */
 uint32_t progress_table_count(progress_table *t);
+
+/* For tests: checks the table's invariants under the lock (the count is
+ * the number of live slots, every group count matches its slots, every
+ * entry is found by its id where it lies, no id is held twice).  Returns
+ * NULL if they hold, else which one fails.  A full scan: never call it on
+ * a live server's table. */
+const char *progress_table_check(progress_table *t);
 
 /* Slots in the table (max_entries / 0.8). */
 uint32_t progress_table_slots(const progress_table *t);

@@ -396,3 +396,43 @@ def wait_until_clients_gone(server, timeout=10.0):
         if not open_conns or time.monotonic() > deadline:
             return not open_conns
         time.sleep(0.05)
+
+
+# --- ids and raw HTTP, shared by every test file ---------------------------
+
+ID = "0123456789abcdef0123456789abcdef"
+
+
+def make_ids(base, n):
+    """n distinct progress ids (32 hex digits), from base on."""
+    return ["%032x" % (base + k) for k in range(n)]
+
+
+def raw_request(port, data):
+    """Sends a whole request in one write (one packet on loopback);
+    returns (status, what came with the head)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        return read_response(sock)
+
+
+def raw_get(port, target):
+    """A GET with the request target as given, bytes and all: (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def wait_for_workers(server, n):
+    """Waits until a server.max-worker = n server has its n workers."""
+    deadline = time.monotonic() + 10
+    while len(workers_of(server)) < n:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

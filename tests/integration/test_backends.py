@@ -3,9 +3,8 @@ mod_fastcgi to a real FastCGI responder) under every
 server.stream-request-body mode: progress is live and exact."""
 import pytest
 
-from lighty import SlowUpload, abort_midway, piecewise
+from lighty import ID, SlowUpload, abort_midway, piecewise
 
-ID = "0123456789abcdef0123456789abcdef"
 BACKENDS = ["cgi", "proxy", "fastcgi"]
 STREAM_MODES = [0, 1, 2]
 

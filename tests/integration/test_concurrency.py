@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lighty import counts
+from lighty import counts, make_ids
 
 UPLOADS = 1000
 PIECES = [1000, 2000, 3000, 500]
@@ -20,7 +20,7 @@ DEADLINE = 240   # seconds for the whole test: it stops by itself
 
 
 def ids():
-    return ["%032x" % (0xc0ffee000 + n) for n in range(UPLOADS)]
+    return make_ids(0xc0ffee000, UPLOADS)
 
 
 async def upload_head(port, pid):

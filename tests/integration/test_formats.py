@@ -4,18 +4,16 @@ cross-origin polls with mod_setenv, and the classic parsers (Node.js)."""
 import json
 import math
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from lighty import Lighttpd, SlowUpload
+from lighty import ID, Lighttpd, SlowUpload, raw_get
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 
-ID = "0123456789abcdef0123456789abcdef"
 UUID = "01234567-89AB-CDEF-0123-456789ABCDEF"   # the same 128 bits as ID
 OTHER = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
 OTHER_HEX = "6ba7b8109dad11d180b400c04fd430c8"
@@ -61,20 +59,6 @@ def answer(server, fmt, pid, **kw):
     status, ctype, body = get(server, fmt, pid, **kw)
     assert status == 200, (status, body)
     return ctype, body
-
-
-def raw_get(port, target):
-    """A GET with the request target as given, bytes and all: (status, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            got = s.recv(65536)
-            if not got:
-                break
-            data += got
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), body
 
 
 class States:

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from h2client import H2Client
-from lighty import (assert_never_ahead, counts, lighttpd_version, wait_for,
-                    wait_until_clients_gone)
+from lighty import (assert_never_ahead, counts, lighttpd_version, make_ids,
+                    wait_for, wait_until_clients_gone)
 
-IDS = ["%032x" % (0x5eed0 + n) for n in range(4)]
+IDS = make_ids(0x5eed0, 4)
 ID = IDS[0]
 PIECES = [1000, 65536, 70000, 1, 200000]
 STREAM_MODES = [0, 1, 2]

@@ -5,20 +5,11 @@ import socket
 
 import pytest
 
-from lighty import SlowUpload, abort_midway, counts, piecewise, read_response
+from lighty import ID, SlowUpload, abort_midway, counts, piecewise, raw_request, read_response
 
-ID = "0123456789abcdef0123456789abcdef"
 ID2 = "fedcba9876543210fedcba9876543210"
 
 BASIC = 'upload-progress.progress-url = "/progress"\n'
-
-
-def raw_request(server, data):
-    """Sends a whole request in one write (one packet on loopback);
-    returns (status, body)."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(data)
-        return read_response(sock)
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
@@ -32,7 +23,7 @@ def test_a_zero_byte_upload_is_done_with_size_0(make_server, method):
 
 def test_a_one_packet_upload_is_done_with_its_size(make_server):
     server = make_server(BASIC)
-    status, body = raw_request(server, (
+    status, body = raw_request(server.port, (
         b"POST /sink.cgi?X-Progress-ID=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Length: 5\r\nConnection: close\r\n\r\nhello" % ID.encode()))
     assert status == 200 and b"read 5 bytes" in body
@@ -41,7 +32,7 @@ def test_a_one_packet_upload_is_done_with_its_size(make_server):
 
 def test_a_post_without_a_length_is_lighttpds_411(make_server):
     server = make_server(BASIC)
-    status, _ = raw_request(server, (
+    status, _ = raw_request(server.port, (
         b"POST /sink.cgi HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Progress-ID: %s\r\n"
         b"Connection: close\r\n\r\n" % ID.encode()))
     assert status == 411

@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from lighty import SlowUpload, abort_midway, counts, piecewise
+from lighty import ID, SlowUpload, abort_midway, counts, piecewise
 
-ID = "0123456789abcdef0123456789abcdef"
 ID2 = "fedcba9876543210FEDCBA9876543210"
 
 BASIC = """
@@ -38,7 +37,7 @@ def test_received_is_exact_after_each_piece(make_server, via):
     status, body = piecewise(server, ID, pieces, via=via)
     assert status == 200
     assert b"read %d bytes" % sum(pieces) in body
-    answer, raw = server.wait_for(ID, lambda a: a["state"] == "done")[-1], None
+    answer = server.wait_for(ID, lambda a: a["state"] == "done")[-1]
     assert answer == {"state": "done", "received": sum(pieces), "size": sum(pieces)}
     assert server.poll(ID)[1] == b'{"state":"done","received":436537,"size":436537}'
 
@@ -189,6 +188,17 @@ def test_a_malformed_header_id_wins_over_a_good_query_id(make_server):
     assert json.loads(body)["error"].startswith("malformed")
 
 
+def test_an_empty_header_id_is_no_header_so_the_query_id_counts(make_server):
+    # lighttpd drops request headers with empty values (doc: The progress id)
+    server = make_server(BASIC)
+    status, _, body = server.request("GET", "/progress?X-Progress-ID=" + ID,
+                                     headers={"X-Progress-ID": ""})
+    assert (status, json.loads(body)) == (200, {"state": "starting"})
+    status, _, body = server.request("GET", "/progress", headers={"X-Progress-ID": ""})
+    assert status == 400
+    assert json.loads(body)["error"].startswith("missing id")
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"])
 def test_other_methods_are_405_with_allow(make_server, method):
     server = make_server(BASIC)
@@ -210,10 +220,16 @@ def test_head_answers_headers_only(make_server):
 
 
 def test_an_upload_with_a_malformed_id_is_served_but_not_tracked(make_server):
-    server = make_server(BASIC)
-    status, _, body = server.request("POST", "/sink.cgi", body=b"y" * 100,
-                                     headers={"X-Progress-ID": "not-an-id"})
-    assert status == 200 and b"read 100 bytes" in body
+    server = make_server(BASIC + 'upload-progress.debug = "enable"\n')
+    for malformed in ("not-an-id", ID + "0", ID[:-1]):
+        status, _, body = server.request("POST", "/sink.cgi", body=b"y" * 100,
+                                         headers={"X-Progress-ID": malformed})
+        assert status == 200 and b"read 100 bytes" in body
+    # nothing under the id it resembles, and nothing tracked at all
+    assert server.poll(ID)[0] == {"state": "starting"}
+    log = server.error_log()
+    assert log.count("malformed X-Progress-ID; upload not tracked") == 3, log
+    assert "upload-progress: tracking" not in log, log
 
 
 def test_debug_logs_track_finish_poll_and_sweep_with_the_id(make_server):
@@ -238,12 +254,21 @@ def test_no_debug_lines_by_default(make_server):
 
 
 def test_without_a_progress_url_the_module_does_nothing(make_server):
-    server = make_server("")
+    server = make_server('upload-progress.debug = "enable"\n')
     status, _, _ = server.request("GET", "/progress?X-Progress-ID=" + ID)
     assert status == 404
     status, _, body = server.request("POST", "/sink.cgi", body=b"z" * 10,
                                      headers={"X-Progress-ID": ID})
-    assert status == 200
+    assert status == 200 and b"read 10 bytes" in body
+    assert "upload-progress" not in server.error_log()
+    # off for the upload's URL, on for the poll's: the poll finds nothing
+    server = make_server('upload-progress.debug = "enable"\n'
+                         '$HTTP["url"] == "/progress" { ' + BASIC + '}\n')
+    status, _, body = server.request("POST", "/sink.cgi", body=b"z" * 10,
+                                     headers={"X-Progress-ID": ID})
+    assert status == 200 and b"read 10 bytes" in body
+    assert server.poll(ID)[0] == {"state": "starting"}
+    assert "upload-progress: tracking" not in server.error_log()
 
 
 def test_keys_work_in_conditionals(make_server):

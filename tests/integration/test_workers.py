@@ -3,14 +3,13 @@ import http.client
 import json
 import os
 import signal
-import socket
 import time
 
 import pytest
 
-from lighty import SlowUpload, counts, serving_pid, workers_of
+from lighty import SlowUpload, counts, make_ids, serving_pid, wait_for_workers
 
-IDS = ["%032x" % (0xabc0 + n) for n in range(3)]
+IDS = make_ids(0xabc0, 3)
 
 
 def config(workers, extra=""):
@@ -29,13 +28,6 @@ def poll_on_new_connection(server, pid):
     conn.close()
     assert resp.status == 200
     return json.loads(body), worker
-
-
-def wait_for_workers(server, n):
-    deadline = time.monotonic() + 10
-    while len(workers_of(server)) < n:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
@@ -162,7 +154,7 @@ def test_a_full_table_evicts_the_oldest_finished_then_leaves_new_uploads_untrack
         time.sleep(1.1)  # a later expiry second for b
     up = SlowUpload(server.port, "/sink.cgi", size=10, pid=c)
     up.send(10)
-    up.response()
+    assert up.response()[0] == 200
     up.close()
     assert server.poll(a)[0] == {"state": "starting"}   # evicted
     assert server.poll(b)[0]["state"] == "done"

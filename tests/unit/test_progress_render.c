@@ -14,7 +14,8 @@ static const char *render_as(progress_snapshot snap, progress_format format,
                              const char *callback)
 {
     const size_t cblen = callback ? strlen(callback) : 0;
-    const size_t len = progress_render(&snap, format, callback, cblen, body, &content_type);
+    const size_t len = progress_render(&snap, format, callback, cblen, body, sizeof body,
+                                       &content_type);
     ck_assert_uint_le(len, PROGRESS_RENDER_MAX);
     body[len] = '\0';
     return body;
@@ -229,7 +230,8 @@ START_TEST(problems_are_json_objects_with_an_error_message)
     const progress_problem all[] = { PROGRESS_PROBLEM_NO_ID, PROGRESS_PROBLEM_BAD_ID,
                                      PROGRESS_PROBLEM_BAD_CALLBACK, PROGRESS_PROBLEM_METHOD,
                                      PROGRESS_PROBLEM_STREAM_CALLBACK,
-                                     PROGRESS_PROBLEM_TOO_MANY_STREAMS };
+                                     PROGRESS_PROBLEM_TOO_MANY_STREAMS,
+                                     PROGRESS_PROBLEM_UNAVAILABLE };
     for (size_t i = 0; i < sizeof all / sizeof *all; ++i) {
         size_t len = 0;
         const char *s = progress_render_problem(all[i], &len);
@@ -250,6 +252,23 @@ START_TEST(problems_are_json_objects_with_an_error_message)
 }
 END_TEST
 
+/* Told its buffer's size, it writes nothing into one that may be short. */
+START_TEST(a_short_buffer_gets_nothing)
+{
+    char small[PROGRESS_RENDER_MAX - 1];
+    memset(small, 'x', sizeof small);
+    const char *type = NULL;
+    ck_assert_uint_eq(progress_render(&UPLOADING, PROGRESS_FORMAT_JSON, NULL, 0,
+                                      small, sizeof small, &type), 0);
+    ck_assert_int_eq(small[0], 'x');
+    char big[PROGRESS_RENDER_MAX];
+    char callback[PROGRESS_CALLBACK_MAX + 2];
+    memset(callback, 'a', sizeof callback);
+    ck_assert_uint_eq(progress_render(&UPLOADING, PROGRESS_FORMAT_JSON, callback,
+                                      sizeof callback, big, sizeof big, &type), 0);
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
     Suite *s = suite_create("progress_render");
@@ -267,6 +286,7 @@ static Suite *render_suite(void)
     tc = tcase_create("eta");
     tcase_add_test(tc, eta_is_whole_seconds_left_rounded_up);
     tcase_add_test(tc, eta_is_unknown_without_speed_size_or_upload);
+    tcase_add_test(tc, a_short_buffer_gets_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
