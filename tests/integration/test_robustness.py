@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from lighty import (Lighttpd, SlowUpload, make_ids, module_path, serving_pid,
-                   wait_for_workers)
+from lighty import (ROOT, Lighttpd, SlowUpload, in_root, make_ids, module_path,
+                    serving_pid, wait_for_workers)
 
 IDS = make_ids(0x12f00, 8)
 
@@ -34,8 +34,9 @@ class ShimmedLighttpd(Lighttpd):
 
     def env(self):
         env = super().env()
-        env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), str(lock_shim())) if p)
-        env["LOCK_SHIM_LOG"] = str(self.lock_log)
+        shim = str(in_root(lock_shim()))     # (paths as lighttpd sees them)
+        env["LD_PRELOAD"] = ":".join(p for p in (env.get("LD_PRELOAD"), shim) if p)
+        env["LOCK_SHIM_LOG"] = str(in_root(self.lock_log))
         if self.broken_lock:
             env["LOCK_SHIM_EINVAL"] = "1"    # every lock call fails
         return env
@@ -149,7 +150,8 @@ def test_the_hash_key_is_drawn_without_waiting_for_the_kernels_pool(tmp_path):
     cmd[cmd.index("-D")] = "-tt"        # load the modules, set defaults, exit
     env = server.env()
     env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"  # none under ptrace
-    run = subprocess.run(["strace", "-f", "-e", "trace=getrandom", *cmd], env=env,
+    chroot = ["chroot", str(ROOT)] if ROOT else []   # strace stays on this system
+    run = subprocess.run(["strace", "-f", "-e", "trace=getrandom", *chroot, *cmd], env=env,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     key_draws = re.findall(r"getrandom\(.*, 16, (\w+)\)", run.stderr)
