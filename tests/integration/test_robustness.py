@@ -145,12 +145,17 @@ def test_duplicate_uploads_log_one_line_a_second_with_the_count_left_out(make_se
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (scripts/setup-deps)")
 def test_the_hash_key_is_drawn_without_waiting_for_the_kernels_pool(tmp_path):
     # early at boot getrandom() without GRND_NONBLOCK would hold start-up
+    chroot = ["chroot", str(ROOT)] if ROOT else []   # strace stays on this system
+    glibc = subprocess.run([*chroot, "getconf", "GNU_LIBC_VERSION"],
+                           capture_output=True, text=True).stdout.split()[-1]
+    if tuple(map(int, glibc.split("."))) >= (2, 41):
+        pytest.skip("glibc %s answers getrandom() in the vDSO, with no system call for "
+                    "strace to see (the same source is checked on bookworm's 2.36)" % glibc)
     server = Lighttpd(tmp_path, 'upload-progress.progress-url = "/progress"\n')
     cmd = server.command(server.write_config())
     cmd[cmd.index("-D")] = "-tt"        # load the modules, set defaults, exit
     env = server.env()
     env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":detect_leaks=0"  # none under ptrace
-    chroot = ["chroot", str(ROOT)] if ROOT else []   # strace stays on this system
     run = subprocess.run(["strace", "-f", "-e", "trace=getrandom", *chroot, *cmd], env=env,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
