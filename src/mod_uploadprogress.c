@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -484,8 +485,14 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
  * a worker is gone, so its uploads in flight will never finish. */
 static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d, const pid_t pid, const int status) {
     plugin_data * const p = p_d;
-    UNUSED(status);
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
+    /* lighttpd starts another worker and says nothing of a crash */
+    if (WIFSIGNALED(status))
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: worker %d died with signal %d", (int)pid, WTERMSIG(status));
+    else if (WIFEXITED(status) && 0 != WEXITSTATUS(status))
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
     progress_push_worker_gone(p->push, pid);
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);

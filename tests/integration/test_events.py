@@ -618,7 +618,7 @@ def test_the_streams_of_a_worker_that_dies_are_given_back(make_server):
         refused = open_h1(server, IDS[2])
         assert refused.status == 503
         refused.close()
-        os.kill(serving_pid(server, streams[0].sock), signal.SIGKILL)
+        server.kill_worker(serving_pid(server, streams[0].sock))
         # the watcher sees the worker go and gives its streams back
         streams.append(open_once_admitted(server, IDS[3],
                                           "the dead worker's streams still count"))

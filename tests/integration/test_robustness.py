@@ -12,7 +12,7 @@ import time
 import pytest
 
 from lighty import (ROOT, Lighttpd, SlowUpload, in_root, make_ids, module_path,
-                    serving_pid, wait_for_workers)
+                    serving_pid, wait_for_workers, wait_until)
 
 IDS = make_ids(0x12f00, 8)
 
@@ -70,6 +70,9 @@ def test_uploads_in_flight_across_a_graceful_restart_or_stop_lose_no_lock_call(
             up.close()
         if sig == signal.SIGINT:
             server.proc.wait(timeout=20)  # a graceful stop ends once they are served
+        else:   # (lighttpd forgets a SIGTERM that comes before the new generation)
+            wait_until(lambda: server.error_log().count("server started") == 2,
+                       what="the new generation")
     finally:
         server.stop()
     calls, failed = server.lock_report()
@@ -99,7 +102,7 @@ def test_a_workers_death_does_not_make_a_huge_table_resident(make_server):
     server.wait_for(IDS[5], lambda a: a["state"] == "uploading")
     watcher = server.proc.pid
     before = rss_shmem_kb(watcher)
-    os.kill(owner, signal.SIGKILL)
+    server.kill_worker(owner)
     up.close()
     server.wait_for(IDS[5], lambda a: a["state"] == "error")
     grown = rss_shmem_kb(watcher) - before

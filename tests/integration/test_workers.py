@@ -89,7 +89,7 @@ def test_a_worker_that_dies_leaves_its_uploads_as_errors(make_server):
     owner = serving_pid(server, up.sock)
     up.send(40000)
     time.sleep(1.3)  # published
-    os.kill(owner, signal.SIGKILL)
+    server.kill_worker(owner)
     up.close()
     deadline = time.monotonic() + 5
     while True:
