@@ -35,6 +35,7 @@
 #include "progress_push.h"
 #include "progress_render.h"
 #include "progress_table.h"
+#include "test_plant.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
 #define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
@@ -139,6 +140,7 @@ FREE_FUNC(mod_uploadprogress_free) {
      * the last process to unmap the table takes it along. */
     if (NULL != p->table)
         munmap(p->table, p->table_bytes);
+    test_plant_at_exit(p->is_worker);
 }
 
 /* Whether a line of this kind may be written now: at most one a second.
