@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* When a process that served requests frees the module (it exits):
  * exit_crash dies with SIGSEGV, oob writes a byte past a heap block. */
@@ -16,9 +17,11 @@ static inline void test_plant_at_exit(const int served_requests)
     if (served_requests) raise(SIGSEGV);
 #elif defined(UPLOADPROGRESS_TEST_PLANT_OOB)
     if (served_requests) {
-        volatile size_t past_the_end = 8;
+        /* (through a pointer the compiler cannot see through, or it
+         * drops the stores into a block that is freed at once) */
+        void *(* volatile fill)(void *, int, size_t) = memset;
         char * const block = malloc(8);
-        block[past_the_end] = 1;
+        fill(block, 1, 9);
         free(block);
     }
 #else
