@@ -488,11 +488,12 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
 static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d, const pid_t pid, const int status) {
     plugin_data * const p = p_d;
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
-    /* lighttpd starts another worker and says nothing of a crash */
+    /* lighttpd starts another worker and says nothing of a crash (a
+     * worker that stops exits with 0, or 1 if connections were open) */
     if (WIFSIGNALED(status))
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d died with signal %d", (int)pid, WTERMSIG(status));
-    else if (WIFEXITED(status) && 0 != WEXITSTATUS(status))
+    else if (WIFEXITED(status) && WEXITSTATUS(status) > 1)
         log_error(srv->errh, __FILE__, __LINE__,
           "upload-progress: worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
     progress_push_worker_gone(p->push, pid);
