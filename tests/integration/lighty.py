@@ -94,8 +94,6 @@ SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime
 WORKER_DEATH = re.compile(r"upload-progress: worker (\d+) (died with signal|exited with status) "
                           r"(\d+)")
 
-# What lighttpd's processes are called (under valgrind: the tool's name).
-SERVER_NAMES = ("lighttpd", "memcheck-amd64-")
 
 # How lighttpd 1.4 ends after SIGTERM: 0, or 1 when connections were
 # still open (server.c: rc is 1 unless srv->conns is empty).
@@ -147,7 +145,8 @@ def wait_until(predicate, timeout=30.0, what="the condition", interval=0.02):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("waited %.0f s for %s in vain (last: %r)" % (timeout, what, value))
+            raise AssertionError("waited %.0f s for %s in vain (last: %r)"
+                                 % (timeout, what, value))
         time.sleep(interval)
 
 
@@ -156,9 +155,10 @@ class Lighttpd:
     server's signals to its process group never reach the test runner).
 
     stop() judges it: the exit status (expect_exit: a status or a tuple of
-    them; CLEAN_EXITS unless a test says otherwise), every worker's exit, the workers that died meanwhile
-    (kill_worker() names those the test kills), sanitizer reports and
-    valgrind errors.  A failed verdict is an AssertionError."""
+    them; CLEAN_EXITS unless a test says otherwise), every worker's exit,
+    the workers that died meanwhile (kill_worker() names those the test
+    kills), sanitizer reports and valgrind errors.  A failed verdict is an
+    AssertionError."""
 
     def __init__(self, workdir, config="", modules=("mod_uploadprogress", "mod_cgi"),
                  base=BASE_CONFIG, cwd=None, expect_exit=CLEAN_EXITS):
@@ -281,9 +281,9 @@ class Lighttpd:
         """Stops lighttpd (SIGTERM to its process group) if it still runs,
         and judges it (once; a second call returns the same output): raises
         AssertionError unless lighttpd's exit status is one of expect_exit,
-        every worker exited with 0 or 1, no worker died that the test did not kill, and
-        neither a sanitizer nor valgrind reported an error.  Returns
-        lighttpd's stdout and stderr."""
+        every worker exited with 0 or 1, no worker died that the test did
+        not kill, and neither a sanitizer nor valgrind reported an error.
+        Returns lighttpd's stdout and stderr."""
         if self.output is not None or self.proc is None:
             return self.output or ""
         if self in running:
@@ -317,23 +317,25 @@ class Lighttpd:
         faults = []
         deadline = time.monotonic() + 30
         while True:
-            left = [pid for pid, stat in session_processes(self.proc.pid)]
+            left = session_processes(self.proc.pid)
             if not left:
                 return faults
-            for pid in left:
-                stat = process_stat(pid)
-                if stat is None or stat[1] != os.getpid():
+            for pid, (name, parent, _) in left:
+                if parent != os.getpid():
                     continue          # still a child of a worker (a CGI)
                 try:
                     got, status = os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
                     continue
-                if got and stat[0] in SERVER_NAMES and status not in CLEAN_STATUSES:
+                # (under valgrind the processes bear the tool's name)
+                is_server = name == "lighttpd" or name.startswith("memcheck-")
+                if got and is_server and status not in CLEAN_STATUSES:
                     faults.append("worker %d %s" % (pid, how_it_ended(status)))
             if time.monotonic() > deadline:
-                for pid in left:
+                pids = [pid for pid, _ in left]
+                for pid in pids:
                     os.kill(pid, signal.SIGKILL)
-                faults.append("processes %s outlived lighttpd by 30 s: killed" % left)
+                faults.append("processes %s outlived lighttpd by 30 s: killed" % pids)
                 deadline = time.monotonic() + 30
             time.sleep(0.02)
 
@@ -601,7 +603,4 @@ def raw_get(port, target):
 
 def wait_for_workers(server, n):
     """Waits until a server.max-worker = n server has its n workers."""
-    deadline = time.monotonic() + 10
-    while len(workers_of(server)) < n:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: len(workers_of(server)) >= n, what="%d workers" % n, interval=0.05)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from lighty import SlowUpload, counts, make_ids, serving_pid, wait_for_workers, wait_until, workers_of
+from lighty import (SlowUpload, counts, make_ids, serving_pid, wait_for_workers, wait_until,
+                    workers_of)
 
 IDS = make_ids(0xabc0, 3)
 
