@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@
 #include "progress_push.h"
 #include "progress_render.h"
 #include "progress_table.h"
+#include "test_plant.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
 #define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
@@ -138,6 +140,7 @@ FREE_FUNC(mod_uploadprogress_free) {
      * the last process to unmap the table takes it along. */
     if (NULL != p->table)
         munmap(p->table, p->table_bytes);
+    test_plant_at_exit(p->is_worker);
 }
 
 /* Whether a line of this kind may be written now: at most one a second.
@@ -484,8 +487,15 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
  * a worker is gone, so its uploads in flight will never finish. */
 static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d, const pid_t pid, const int status) {
     plugin_data * const p = p_d;
-    UNUSED(status);
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
+    /* lighttpd starts another worker and says nothing of a crash (a
+     * worker that stops exits with 0, or 1 if connections were open) */
+    if (WIFSIGNALED(status))
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: worker %d died with signal %d", (int)pid, WTERMSIG(status));
+    else if (WIFEXITED(status) && WEXITSTATUS(status) > 1)
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
     progress_push_worker_gone(p->push, pid);
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "test_plant.h"
+
 /* A digit's value, or -1: one load per digit of the 32 in a poll's id. */
 static int hex_digit_value(unsigned char c)
 {
@@ -41,6 +43,7 @@ static int parse_uuid(const char *s, uint8_t bytes[16])
 
 int progress_id_parse(const char *s, size_t len, progress_id *id)
 {
+    test_plant_in_core();
     uint8_t bytes[sizeof id->bytes];
     int rc = -1;
     if (len == PROGRESS_ID_HEX_LEN) rc = parse_hex(s, sizeof bytes, bytes);

@@ -109,7 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     len = progress_render(&snap, PROGRESS_FORMAT_XML, NULL, 0, buf, sizeof buf, &type);
     assert(len > 0 && len <= sizeof buf);
-    if (snap.state == PROGRESS_STARTING) assert(memcmp(buf, "not in progress", len) == 0);
+    if (snap.state == PROGRESS_STARTING)
+        assert(len == sizeof "not in progress" - 1 && memcmp(buf, "not in progress", len) == 0);
     else assert_xml(buf, len);
 
     len = progress_render(&snap, PROGRESS_FORMAT_LEGACY, NULL, 0, buf, sizeof buf, &type);

@@ -1,4 +1,5 @@
 """Starts Debian's real lighttpd with the built module on 127.0.0.1 and talks to it."""
+import ctypes
 import functools
 import http.client
 import json
@@ -86,13 +87,85 @@ mimetype.assign = ( ".html" => "text/html", ".txt" => "text/plain" )
 """
 
 
+# What a sanitizer writes when it finds an error (lighttpd's stderr, or
+# its error log), and the module's line for a worker that the watcher saw
+# die (mod_uploadprogress_waitpid: lighttpd itself says nothing).
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+WORKER_DEATH = re.compile(r"upload-progress: worker (\d+) (died with signal|exited with status) "
+                          r"(\d+)")
+
+
+# How lighttpd 1.4 ends after SIGTERM: 0, or 1 when connections were
+# still open (server.c: rc is 1 unless srv->conns is empty).
+CLEAN_EXITS = (0, 1)
+CLEAN_STATUSES = tuple(code << 8 for code in CLEAN_EXITS)   # as wait statuses
+
+# Every Lighttpd started and not yet stopped (conftest stops and judges
+# those a test left running).
+running = []
+
+
+@functools.lru_cache(maxsize=None)
+def become_subreaper():
+    """Makes this process the reaper of the processes its children leave
+    behind: lighttpd's watcher exits without waiting for its workers, so
+    their exit status reaches us, and stop() can judge it."""
+    pr_set_child_subreaper = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def process_stat(pid):
+    """(name, parent pid, session id) of a process, or None once it is reaped."""
+    try:
+        text = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return None
+    name = text.split("(", 1)[1].rsplit(")", 1)[0]
+    fields = text.rsplit(")", 1)[1].split()
+    return name, int(fields[1]), int(fields[3])
+
+
+def how_it_ended(status):
+    """A wait status in words."""
+    if os.WIFSIGNALED(status):
+        return "died with signal %d (%s)" % (os.WTERMSIG(status),
+                                             signal.Signals(os.WTERMSIG(status)).name)
+    return "exited with status %d" % os.waitstatus_to_exitcode(status)
+
+
+def wait_until(predicate, timeout=30.0, what="the condition", interval=0.02):
+    """Calls predicate() until it returns something true, and returns that;
+    after timeout seconds an AssertionError names what was awaited.  The
+    deadline is generous: a loaded machine makes a test slower, not red."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("waited %.0f s for %s in vain (last: %r)"
+                                 % (timeout, what, value))
+        time.sleep(interval)
+
+
 class Lighttpd:
     """One lighttpd process in its own session (so that a multi-worker
-    server's signals to its process group never reach the test runner)."""
+    server's signals to its process group never reach the test runner).
+
+    stop() judges it: the exit status (expect_exit: a status or a tuple of
+    them; CLEAN_EXITS unless a test says otherwise), every worker's exit,
+    the workers that died meanwhile (kill_worker() names those the test
+    kills), sanitizer reports and valgrind errors.  A failed verdict is an
+    AssertionError."""
 
     def __init__(self, workdir, config="", modules=("mod_uploadprogress", "mod_cgi"),
-                 base=BASE_CONFIG, cwd=None):
+                 base=BASE_CONFIG, cwd=None, expect_exit=CLEAN_EXITS):
         self.dir = Path(workdir)
+        self.expect_exit = expect_exit
+        self.killed = set()       # workers the test killed (kill_worker)
+        self.output = None        # lighttpd's stdout and stderr, once stopped
         self.base = base
         self.cwd = cwd
         self.config_extra = config
@@ -163,15 +236,19 @@ class Lighttpd:
 
     def start(self, timeout=30):
         conf = self.write_config()
-        self.proc = subprocess.Popen(self.command(conf), env=self.env(), cwd=self.cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=self.enter())
+        become_subreaper()
+        # to a file, not a pipe: a flood of sanitizer lines never blocks lighttpd
+        with open(self.dir / "output.log", "wb") as out:
+            self.proc = subprocess.Popen(self.command(conf), env=self.env(), cwd=self.cwd,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=self.enter())
+        running.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
+                running.remove(self)
                 raise RuntimeError("lighttpd exited %s: %s\n%s" % (
-                    self.proc.returncode, out, self.error_log()))
+                    self.proc.returncode, self.stdout(), self.error_log()))
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
@@ -180,24 +257,103 @@ class Lighttpd:
         raise RuntimeError("lighttpd did not listen on %d" % self.port)
 
     def run_to_exit(self, timeout=10):
-        """Starts lighttpd expecting it to refuse; returns (exit code, output)."""
+        """Starts lighttpd expecting it to refuse; returns (exit code, output),
+        having asserted that it exited (no signal) with no sanitizer report
+        or valgrind error."""
         conf = self.write_config()
         proc = subprocess.run(self.command(conf), env=self.env(), cwd=self.cwd,
                               stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout,
                               start_new_session=True, preexec_fn=self.enter())
-        return proc.returncode, proc.stdout.decode(errors="replace") + self.error_log()
+        out = proc.stdout.decode(errors="replace") + self.error_log()
+        faults = self.reports(out)
+        if proc.returncode < 0:
+            faults.insert(0, "lighttpd died with signal %d" % -proc.returncode)
+        assert not faults, "\n".join(faults) + "\n--- output and error log:\n" + out
+        return proc.returncode, out
+
+    def kill_worker(self, pid, sig=signal.SIGKILL):
+        """Kills a worker, as a test may: stop() does not count its death."""
+        self.killed.add(pid)
+        os.kill(pid, sig)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        """Stops lighttpd (SIGTERM to its process group) if it still runs,
+        and judges it (once; a second call returns the same output): raises
+        AssertionError unless lighttpd's exit status is one of expect_exit,
+        every worker exited with 0 or 1, no worker died that the test did
+        not kill, and neither a sanitizer nor valgrind reported an error.
+        Returns lighttpd's stdout and stderr."""
+        if self.output is not None or self.proc is None:
+            return self.output or ""
+        if self in running:
+            running.remove(self)
+        if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        out = self.proc.stdout.read().decode(errors="replace") if self.proc else ""
-        return out
+        faults = []
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            faults.append("lighttpd did not stop within 30 s of SIGTERM: killed")
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        expected = self.expect_exit if isinstance(self.expect_exit, tuple) else (self.expect_exit,)
+        if self.proc.returncode not in expected:
+            faults.append("lighttpd %s, not %s" % (
+                how_it_ended(exit_status(self.proc.returncode)),
+                " or ".join(map(str, expected))))
+        faults += self.reap_workers()
+        self.output = self.stdout()
+        faults += self.reports(self.output + self.error_log())
+        assert not faults, "%s\n--- lighttpd's output:\n%s--- its error log:\n%s" % (
+            "\n".join(faults), self.output, self.error_log())
+        return self.output
+
+    def reap_workers(self):
+        """Waits for what is left of the server's processes once the watcher
+        has exited (they are this process's children now: become_subreaper)
+        and judges the workers among them (the processes of its session
+        named as lighttpd is, not its CGIs); returns what went wrong."""
+        faults = []
+        deadline = time.monotonic() + 30
+        while True:
+            left = session_processes(self.proc.pid)
+            if not left:
+                return faults
+            for pid, (name, parent, _) in left:
+                if parent != os.getpid():
+                    continue          # still a child of a worker (a CGI)
+                try:
+                    got, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    continue
+                # (under valgrind the processes bear the tool's name)
+                is_server = name == "lighttpd" or name.startswith("memcheck-")
+                if got and is_server and status not in CLEAN_STATUSES:
+                    faults.append("worker %d %s" % (pid, how_it_ended(status)))
+            if time.monotonic() > deadline:
+                pids = [pid for pid, _ in left]
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                faults.append("processes %s outlived lighttpd by 30 s: killed" % pids)
+                deadline = time.monotonic() + 30
+            time.sleep(0.02)
+
+    def reports(self, text):
+        """The errors a log reports: sanitizers, valgrind, workers that died
+        and that the test did not kill."""
+        faults = ["sanitizer: " + line for line in text.splitlines()
+                  if any(marker in line for marker in SANITIZER_REPORTS)]
+        faults += ["worker %s %s %s (the test did not kill it)" % m.groups()
+                   for m in WORKER_DEATH.finditer(text) if int(m.group(1)) not in self.killed]
+        if self.memory_errors():
+            faults.append("valgrind:\n" + self.memory_errors())
+        return faults
+
+    def stdout(self):
+        """What lighttpd wrote to its stdout and stderr."""
+        out = self.dir / "output.log"
+        return out.read_text(errors="replace") if out.exists() else ""
 
     def error_log(self):
         return self.errorlog.read_text(errors="replace") if self.errorlog.exists() else ""
@@ -228,6 +384,21 @@ class Lighttpd:
     def wait_for(self, pid, predicate, timeout=5.0, **kw):
         """Polls until predicate(answer) holds; returns every answer seen."""
         return wait_for(lambda: self.poll(pid, **kw)[0], predicate, timeout)
+
+
+def exit_status(returncode):
+    """A Popen returncode as a wait status."""
+    return -returncode if returncode < 0 else returncode << 8
+
+
+def session_processes(sid):
+    """(pid, stat) of every process, zombies too, in session sid."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        stat = process_stat(int(stat_file.parent.name))
+        if stat and stat[2] == sid:
+            found.append((int(stat_file.parent.name), stat))
+    return found
 
 
 def wait_for(poll, predicate, timeout=5.0):
@@ -432,7 +603,4 @@ def raw_get(port, target):
 
 def wait_for_workers(server, n):
     """Waits until a server.max-worker = n server has its n workers."""
-    deadline = time.monotonic() + 10
-    while len(workers_of(server)) < n:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: len(workers_of(server)) >= n, what="%d workers" % n, interval=0.05)

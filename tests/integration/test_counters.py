@@ -1,8 +1,6 @@
 """The module's counters on lighttpd's status page (mod_status'
 status.statistics-url), server-wide whichever worker answers."""
 import http.client
-import os
-import signal
 import time
 
 import pytest
@@ -110,7 +108,7 @@ def test_the_uploads_of_a_worker_that_dies_count_as_errors(make_server):
     owner = serving_pid(server, up.sock)
     up.send(40000)
     expect_everywhere(server, counts(tracked=1, in_flight=1, entries=1), reads=1)
-    os.kill(owner, signal.SIGKILL)
+    server.kill_worker(owner)
     up.close()
     # the watcher ends them; the workers (the new one too) show it
     expect_everywhere(server, counts(tracked=1, error=1, entries=1), reads=4)

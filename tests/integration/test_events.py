@@ -11,7 +11,7 @@ import h2.settings
 import pytest
 
 from h2client import H2Client
-from lighty import Lighttpd, SlowUpload, counts, serving_pid, wait_for, workers_of
+from lighty import Lighttpd, SlowUpload, counts, serving_pid, wait_for, wait_until, workers_of
 
 IDS = ["%032x" % (0xe7e0 + n) for n in range(8)]
 ACCEPT = "text/event-stream"
@@ -70,6 +70,7 @@ class H1Stream:
         self.headers = {k.lower(): v.strip() for k, v in
                         (line.split(":", 1) for line in header_lines)}
         self.body = b""
+        self.data = b""   # every byte of the body so far, as sent
         self.ended = False
         self.events = []
         self._take()
@@ -81,6 +82,7 @@ class H1Stream:
             if len(rest) < size + 2:
                 return
             self.body += rest[:size]
+            self.data += rest[:size]
             self.raw = rest[size + 2:]
             if size == 0:
                 self.ended = True
@@ -97,7 +99,7 @@ class H1Stream:
         if self.headers.get("transfer-encoding") == "chunked":
             self._dechunk()
         else:  # a whole answer with a Content-Length
-            self.body, self.raw = self.body + self.raw, b""
+            self.body, self.data, self.raw = self.body + self.raw, self.data + self.raw, b""
             self.ended = len(self.body) == int(self.headers["content-length"])
         events, self.body = parse_events(self.body)
         self.events.extend(events)
@@ -261,8 +263,7 @@ def test_event_bytes_are_exactly_the_documented_ones(make_server):
         while not s.ended:
             s.pump()
         poll = server.poll(pid)[1]
-        assert s.body == b""  # every byte belonged to a complete event
-        assert s.events == [("progress", poll.decode())]
+        assert s.data == b"event: progress\ndata: " + poll + b"\n\n"
         assert s.headers["x-accel-buffering"] == "no"
     finally:
         s.close()
@@ -302,6 +303,20 @@ def open_h1(server, pid):
     return H1Stream(server.port, "?X-Progress-ID=" + pid)
 
 
+def spread_over_workers(server, streams, pid):
+    """Opens the last stream again (with id pid) until the streams are held
+    by more than one worker, so that no worker holds them all: a refusal
+    then comes from a count they share.  Returns their workers."""
+    def held():
+        owners = {serving_pid(server, s.sock) for s in streams}
+        if len(owners) > 1:
+            return owners
+        streams.pop().close()
+        streams.append(open_once_admitted(server, pid, "a closed stream's place"))
+        return None
+    return wait_until(held, what="streams held by two workers")
+
+
 def open_once_admitted(server, pid, why):
     """Opens streams until one is not refused (503): a freed place takes
     lighttpd a moment to notice."""
@@ -325,9 +340,8 @@ def test_max_streams_is_one_count_for_the_server_and_a_client_gone_frees_its_str
     try:
         assert [s.status for s in streams] == [200, 200, 200]
         if workers > 1:
-            # the streams are spread over the workers, yet counted together
-            owners = {serving_pid(server, s.sock) for s in streams}
-            assert owners <= set(workers_of(server))
+            # spread over the workers (none holds 3), yet counted together
+            spread_over_workers(server, streams, IDS[2])
         for _ in range(3):  # whichever worker takes the connection
             refused = open_h1(server, IDS[3])
             assert refused.status == 503
@@ -410,14 +424,12 @@ def test_a_stream_of_a_non_owner_worker_follows_the_shared_table(make_server):
     up = SlowUpload(server.port, "/sink.cgi", size=40000, pid=pid)
     owner = serving_pid(server, up.sock)
     watches = []
+
+    def on_another_worker():
+        watches.append(H1Stream(server.port, "?X-Progress-ID=" + pid))
+        return serving_pid(server, watches[-1].sock) != owner
     try:
-        for _ in range(40):
-            s = H1Stream(server.port, "?X-Progress-ID=" + pid)
-            watches.append(s)
-            if serving_pid(server, s.sock) != owner:
-                break
-        else:
-            pytest.skip("every connection landed on the upload's own worker")
+        wait_until(on_another_worker, what="a stream on a worker that does not serve the upload")
         w = H1Watch(server, pid, watches[-1])
         for _ in range(3):
             up.send(10000)
@@ -494,14 +506,21 @@ def test_without_accept_a_poll_is_one_answer_as_before(make_server):
                                                      b'{"state":"starting"}')
 
 
-def test_an_idle_stream_gets_a_keep_alive_comment_every_15_seconds(make_server):
+def test_an_idle_stream_gets_a_keep_alive_comment_15_seconds_after_its_last_event(
+        make_server):
     server = make_server(config(1, "upload-progress.remove-timeout = 60\n"))
+    asked = time.monotonic()
     s = H1Stream(server.port, "?X-Progress-ID=" + IDS[3])
-    s.sock.settimeout(20)
+    s.sock.settimeout(60)
     try:
         while len(s.events) < 2:
             s.pump()
+        idle = time.monotonic() - asked
         assert s.events == [("progress", '{"state":"starting"}'), ("comment", "keep-alive")]
+        assert s.data == b'event: progress\ndata: {"state":"starting"}\n\n: keep-alive\n\n'
+        # not before 15 s (less a second for the server's clock, read once
+        # a turn of its event loop); a loaded machine can only make it later
+        assert idle >= 14, "a keep-alive comment after %.1f s" % idle
         assert not s.ended
     finally:
         s.close()
@@ -615,13 +634,17 @@ def test_the_streams_of_a_worker_that_dies_are_given_back(make_server):
     streams = [open_h1(server, IDS[i]) for i in range(2)]
     try:
         assert [s.status for s in streams] == [200, 200]
+        spread_over_workers(server, streams, IDS[1])   # one stream a worker
         refused = open_h1(server, IDS[2])
         assert refused.status == 503
         refused.close()
-        os.kill(serving_pid(server, streams[0].sock), signal.SIGKILL)
-        # the watcher sees the worker go and gives its streams back
+        server.kill_worker(serving_pid(server, streams[0].sock))
+        # the watcher sees the worker go and gives its stream back, only its
         streams.append(open_once_admitted(server, IDS[3],
                                           "the dead worker's streams still count"))
+        refused = open_h1(server, IDS[4])
+        assert refused.status == 503, "the living worker's stream no longer counts"
+        refused.close()
     finally:
         for s in streams:
             s.close()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lighty import ID, SlowUpload, abort_midway, counts, piecewise
+from lighty import ID, SlowUpload, abort_midway, counts, piecewise, wait_until
 
 ID2 = "fedcba9876543210FEDCBA9876543210"
 
@@ -84,20 +84,21 @@ def test_json_key_order_and_strictness(make_server):
 def test_done_stays_for_remove_timeout_then_starting(make_server):
     server = make_server(BASIC + 'upload-progress.remove-timeout = 2\n'
                          'upload-progress.debug = "enable"\n')
+    before_the_end = time.monotonic()
     piecewise(server, ID, [4096])
-    finished = time.monotonic()
-    assert server.poll(ID)[0]["state"] == "done"
-    time.sleep(1.0)
-    assert server.poll(ID)[0]["state"] == "done"  # within the 2 seconds
-    seen = server.wait_for(ID, lambda a: a["state"] == "starting", timeout=6)
-    gone_after = time.monotonic() - finished
-    assert seen[-1] == {"state": "starting"}
-    assert 1.5 <= gone_after <= 4.5, gone_after
+    seen = []   # (seconds since before the upload ended, at most; answer)
+
+    def gone():
+        answer = server.poll(ID)[0]
+        seen.append((time.monotonic() - before_the_end, answer))
+        return answer == {"state": "starting"}
+    wait_until(gone, what="the entry's removal", interval=0.1)
+    # done until remove-timeout: whole seconds, so at least 1 s after its end
+    assert all(answer["state"] == "done" for after, answer in seen if after < 1.0), seen
+    assert all(answer["state"] == "done" for _, answer in seen[:-1]), seen
     # the once-a-second sweep frees the entry even with no request coming
-    deadline = time.monotonic() + 4
-    while "swept 1 finished uploads; 0 entries left" not in server.error_log():
-        assert time.monotonic() < deadline, server.error_log()
-        time.sleep(0.1)
+    wait_until(lambda: "swept 1 finished uploads; 0 entries left" in server.error_log(),
+               what="the sweep's line")
 
 
 def test_an_id_reused_after_its_upload_finished_starts_fresh(make_server):
@@ -276,6 +277,7 @@ def test_keys_work_in_conditionals(make_server):
 $HTTP["host"] == "uploads.example" {
     upload-progress.progress-url = "/up/status"
     upload-progress.remove-timeout = 0
+    upload-progress.debug = "enable"
 }
 $HTTP["host"] == "off.example" {
     upload-progress.progress-url = ""
@@ -292,7 +294,9 @@ $HTTP["host"] == "off.example" {
     status, _, _ = server.request("POST", "/sink.cgi", body=b"q" * 10,
                                   headers={"Host": "uploads.example", "X-Progress-ID": ID})
     assert status == 200
-    # remove-timeout 0 in that block: gone within two seconds
+    # tracked there (debug is on in that block only) ...
+    assert "upload-progress: tracking %s size 10" % ID in server.error_log()
+    # ... and with remove-timeout 0 in that block, gone within two seconds
     server.wait_for(ID, lambda a: a["state"] == "starting", url="/up/status",
                     host="uploads.example", timeout=3)
 

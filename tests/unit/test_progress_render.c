@@ -14,9 +14,13 @@ static const char *render_as(progress_snapshot snap, progress_format format,
                              const char *callback)
 {
     const size_t cblen = callback ? strlen(callback) : 0;
+    memset(body, '\0', sizeof body);
     const size_t len = progress_render(&snap, format, callback, cblen, body, sizeof body,
                                        &content_type);
+    /* rendered (0 is a refusal), within the bound, and all of it written */
+    ck_assert_uint_gt(len, 0);
     ck_assert_uint_le(len, PROGRESS_RENDER_MAX);
+    ck_assert_uint_eq(strlen(body), len);
     body[len] = '\0';
     return body;
 }
@@ -196,7 +200,7 @@ START_TEST(largest_answers_fit_with_the_longest_callback)
                                         PROGRESS_FORMAT_XML };
     for (size_t i = 0; i < sizeof big / sizeof *big; ++i)
         for (size_t f = 0; f < sizeof formats / sizeof *formats; ++f) {
-            render_as(big[i], formats[f], NULL);       /* asserts the bound */
+            render_as(big[i], formats[f], NULL);   /* asserts it fits the bound */
             render_as(big[i], formats[f], callback);
         }
     ck_assert_str_eq(render_as(big[0], PROGRESS_FORMAT_JSON, NULL),
@@ -261,11 +265,18 @@ START_TEST(a_short_buffer_gets_nothing)
     ck_assert_uint_eq(progress_render(&UPLOADING, PROGRESS_FORMAT_JSON, NULL, 0,
                                       small, sizeof small, &type), 0);
     ck_assert_int_eq(small[0], 'x');
-    char big[PROGRESS_RENDER_MAX];
+    /* nor, with a callback too long, into one that has room */
+    char big[PROGRESS_RENDER_MAX], untouched[PROGRESS_RENDER_MAX];
+    memset(big, 'x', sizeof big);
+    memcpy(untouched, big, sizeof big);
     char callback[PROGRESS_CALLBACK_MAX + 2];
     memset(callback, 'a', sizeof callback);
     ck_assert_uint_eq(progress_render(&UPLOADING, PROGRESS_FORMAT_JSON, callback,
                                       sizeof callback, big, sizeof big, &type), 0);
+    ck_assert_mem_eq(big, untouched, sizeof big);
+    /* and with room and a callback of the longest length, it renders */
+    ck_assert_uint_gt(progress_render(&UPLOADING, PROGRESS_FORMAT_JSON, callback,
+                                      PROGRESS_CALLBACK_MAX, big, sizeof big, &type), 0);
 }
 END_TEST
 
