@@ -5,12 +5,14 @@
 #ifndef LIGHTTPD_COMPAT_H
 #define LIGHTTPD_COMPAT_H
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base.h"
 #include "chunk.h"
 #include "fdevent.h"
 #include "http_chunk.h"
+#include "http_header.h"
 #include "plugin.h"
 #include "request.h"
 
@@ -111,6 +113,26 @@ static inline int request_error_handled(const request_st * const r)
     return 0 != r->error_handler_saved_status;
 }
 
+/* Whether lighttpd runs the reset hooks in the middle of r, to hand r on to
+ * another target that serves it next; any other reset is r's last.  Two
+ * places do: server.error-handler (response.c sets REDIRECT_STATUS to the
+ * status, resets, then remembers the status) and cgi.local-redir
+ * (http_cgi.c counts a loop and drops the body, mod_cgi.c sets the status
+ * to 0 and resets).  Both go on only with the client still there and
+ * nothing sent yet. */
+static inline int request_handed_on(const request_st * const r)
+{
+    if (request_response_started(r) || request_client_gone(r)) return 0;
+    if (0 == r->http_status)   /* cgi.local-redir */
+        return r->loops_per_request > 0 && 0 == r->reqbody_length;
+    if (r->http_status < 400 || request_error_handled(r)
+        || NULL == r->conf.error_handler)
+        return 0;
+    const buffer * const status =
+      http_header_env_get(r, CONST_STR_LEN("REDIRECT_STATUS"));
+    return NULL != status && atoi(status->ptr) == r->http_status;
+}
+
 /* Streaming a response (progress_push): the same in every supported
  * release. */
 
@@ -182,12 +204,6 @@ static inline void request_set_handler(request_st * const r, plugin_data_base * 
     r->handler_module = pd;
 }
 
-/* Whether the module of pd answers r (is its handler). */
-static inline int request_handled_by(const request_st * const r, const plugin_data_base * const pd)
-{
-    return r->handler_module == pd;
-}
-
 #else
 
 static inline void plugin_fill(plugin * const p, const plugin * const hooks)
@@ -206,11 +222,6 @@ static inline void plugin_data_set_hooks(plugin_data_base * const pd, const plug
 static inline void request_set_handler(request_st * const r, plugin_data_base * const pd)
 {
     r->handler_module = pd->self;
-}
-
-static inline int request_handled_by(const request_st * const r, const plugin_data_base * const pd)
-{
-    return r->handler_module == pd->self;
 }
 
 #endif

@@ -35,6 +35,7 @@
 #include "progress_push.h"
 #include "progress_render.h"
 #include "progress_table.h"
+#include "request_ctx.h"
 #include "test_plant.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
@@ -63,6 +64,7 @@ typedef struct {
 
 /* One upload in flight that this process serves. */
 typedef struct {
+    request_ctx ctx;              /* REQUEST_CTX_UPLOAD: r->plugin_ctx holds it */
     progress_id id;
     request_st *r;
     off_t size;                   /* body length when tracking began */
@@ -520,6 +522,7 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
         ctx->ref = p->uploads_used++;
     }
     p->uploads[ctx->ref] = ctx;
+    ctx->ctx.kind = REQUEST_CTX_UPLOAD;
     ctx->id = *id;
     ctx->r = r;
     ctx->size = request_body_length(r);
@@ -530,11 +533,6 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
     progress_push_uploads(p->push, r->con->srv, p->uploads_used - p->nfree);
     return ctx;
 }
-
-/* r->plugin_ctx of an upload served but not tracked (its id was in use by
- * an upload in flight, or the table was full): however it ends, it must
- * not touch the entry of its id. */
-static upload_ctx untracked_upload;
 
 static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
     p->uploads[ctx->ref] = NULL;
@@ -600,7 +598,7 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
     switch (progress_table_begin(p->table, &id, request_body_length(r), p->pid,
                                  ctx->ref, log_monotonic_secs)) {
       case PROGRESS_BEGIN_OK:
-        r->plugin_ctx[p->id] = ctx;
+        request_ctx_set(r, p->id, &ctx->ctx);
         progress_counters_began(p->counters);
         if (p->conf.debug)
             log_error(r->conf.errh, __FILE__, __LINE__,
@@ -619,7 +617,9 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
     }
     progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
     upload_ctx_free(p, ctx);
-    r->plugin_ctx[p->id] = &untracked_upload;
+    /* (its id was in use by an upload in flight, or the table was full):
+     * however it ends, it must not touch the entry of its id */
+    request_ctx_tag(r, p->id, REQUEST_CTX_UNTRACKED);
 }
 
 /* How an upload ended whose body lighttpd dropped: a CGI's local redirect
@@ -673,7 +673,7 @@ static void log_finish(request_st * const r, const progress_id * const id, const
 }
 
 static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
-    r->plugin_ctx[p->id] = NULL;
+    request_ctx_set(r, p->id, NULL);
     const progress_snapshot fin = upload_outcome(r, p, ctx);
     if (progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
                               log_monotonic_secs + ctx->remove_timeout))
@@ -684,8 +684,8 @@ static void end_upload(request_st * const r, plugin_data * const p, upload_ctx *
 
 /* lighttpd refused an upload before the uri stage (413 for its
  * Content-Length, 411 for a POST without one), so it was never tracked:
- * record the refusal. */
-static void record_refused(request_st * const r, plugin_data * const p) {
+ * record the refusal.  Returns whether r was an upload with an id. */
+static int record_refused(request_st * const r, plugin_data * const p) {
     /* A request refused while lighttpd parsed it (411, 400) never had its
      * conditionals evaluated: lighttpd's cache still holds the results of
      * the request before it on the connection.  Evaluate them afresh. */
@@ -693,9 +693,9 @@ static void record_refused(request_st * const r, plugin_data * const p) {
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url
         || buffer_is_equal(p->conf.progress_url, &r->uri.path))
-        return;
+        return 0;
     progress_id id;
-    if (ID_FOUND != request_progress_id(r, &id)) return;
+    if (ID_FOUND != request_progress_id(r, &id)) return 0;
 
     const progress_snapshot fin = { .state = PROGRESS_ERROR,
                                     .status = r->http_status,
@@ -704,7 +704,7 @@ static void record_refused(request_st * const r, plugin_data * const p) {
     if (PROGRESS_BEGIN_OK != progress_table_begin(p->table, &id, -1, p->pid,
                                                   UPLOADPROGRESS_REF_NONE, now)) {
         progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
-        return;
+        return 1;
     }
     progress_counters_began(p->counters);
     if (progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
@@ -712,27 +712,46 @@ static void record_refused(request_st * const r, plugin_data * const p) {
         progress_counters_ended(p->counters, 1, 1);
         if (p->conf.debug) log_finish(r, &id, &fin);
     }
+    return 1;
+}
+
+/* What r holds after a reset that saw an upload: if lighttpd hands r on
+ * (server.error-handler, cgi.local-redir), the upload's mark (kind: ended
+ * or untracked), so that the passes that follow leave r alone; else
+ * nothing. */
+static void keep_upload_mark(request_st * const r, const plugin_data * const p, const request_kind kind) {
+    if (request_handed_on(r))
+        request_ctx_tag(r, p->id, kind);
+    else
+        request_ctx_set(r, p->id, NULL);
 }
 
 /* Runs before lighttpd reuses or frees r, sometimes twice: the first call
  * ends the upload (if the response start did not) and forgets r.  It also
- * runs when lighttpd hands a refused request to server.error-handler,
- * before it drops the body length: the last moment to see an untracked
- * refusal (413 for the Content-Length) as an upload. */
+ * runs when lighttpd hands r on to server.error-handler (before it drops
+ * the body length: the last moment to see an untracked refusal, 413 for
+ * the Content-Length, as an upload) or to a CGI's local redirect: the
+ * upload ends then, and r keeps the mark of an ended upload. */
 REQUEST_FUNC(mod_uploadprogress_reset) {
     plugin_data * const p = p_d;
-    if (request_handled_by(r, (const plugin_data_base *)p)) {
+    switch (request_ctx_kind(r, p->id)) {
+      case REQUEST_CTX_STREAM:
         progress_push_reset(p->push, r); /* (a client gone frees its stream) */
-        return HANDLER_GO_ON;
+        break;
+      case REQUEST_CTX_UPLOAD:
+        end_upload(r, p, (upload_ctx *)request_ctx_get(r, p->id));
+        keep_upload_mark(r, p, REQUEST_CTX_UPLOAD_ENDED);
+        break;
+      case REQUEST_CTX_UNTRACKED:
+      case REQUEST_CTX_UPLOAD_ENDED:
+        keep_upload_mark(r, p, request_ctx_kind(r, p->id));
+        break;
+      case REQUEST_CTX_NONE:
+        if (r->http_status >= 400 && request_is_upload(r)
+            && !request_response_started(r) && record_refused(r, p))
+            keep_upload_mark(r, p, REQUEST_CTX_UPLOAD_ENDED);
+        break;
     }
-    upload_ctx * const ctx = r->plugin_ctx[p->id];
-    if (&untracked_upload == ctx)
-        r->plugin_ctx[p->id] = NULL;
-    else if (NULL != ctx)
-        end_upload(r, p, ctx);
-    else if (r->http_status >= 400 && request_is_upload(r)
-             && !request_response_started(r))
-        record_refused(r, p);
     return HANDLER_GO_ON;
 }
 
@@ -741,15 +760,19 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
  * after the response (by another worker, say) still says uploading. */
 REQUEST_FUNC(mod_uploadprogress_response_start) {
     plugin_data * const p = p_d;
-    upload_ctx * const ctx = r->plugin_ctx[p->id];
-    if (&untracked_upload == ctx || request_handled_by(r, (const plugin_data_base *)p))
-        return HANDLER_GO_ON;
-    if (NULL != ctx) {
+    switch (request_ctx_kind(r, p->id)) {
+      case REQUEST_CTX_UPLOAD:
         if (r->http_status >= 400 || request_body_complete(r))
-            end_upload(r, p, ctx);
-    } else if (r->http_status >= 400 && request_is_upload(r)
-               && !request_error_handled(r)) {
-        record_refused(r, p); /* (else the reset before the handler did) */
+            end_upload(r, p, (upload_ctx *)request_ctx_get(r, p->id));
+        break;
+      case REQUEST_CTX_NONE:
+        /* (with an error handler, the reset before it recorded it) */
+        if (r->http_status >= 400 && request_is_upload(r)
+            && !request_error_handled(r))
+            record_refused(r, p);
+        break;
+      default: /* a stream's answer, an untracked or ended upload's */
+        break;
     }
     return HANDLER_GO_ON;
 }
@@ -885,6 +908,10 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     plugin_data * const p = p_d;
     if (NULL != r->handler_module) return HANDLER_GO_ON;
+    /* uri_clean runs again after a rewrite, an error handler, a restart: a
+     * request that holds an upload is never a poll, nor tracked twice
+     * (doc: "Requests that come back") */
+    if (REQUEST_CTX_NONE != request_ctx_kind(r, p->id)) return HANDLER_GO_ON;
 
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url) return HANDLER_GO_ON;
@@ -894,8 +921,7 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
         && buffer_is_equal(p->conf.progress_url, &r->uri.path))
         return mod_uploadprogress_poll(r, p);
 
-    /* uri_clean runs again after a rewrite: track once */
-    if (request_is_upload(r) && NULL == r->plugin_ctx[p->id])
+    if (request_is_upload(r))
         mod_uploadprogress_track(r, p);
     return HANDLER_GO_ON;
 }

@@ -21,6 +21,7 @@
 
 #include "lighttpd_compat.h"
 #include "progress_render.h"
+#include "request_ctx.h"
 
 /* Above this many bytes of a stream still queued for its client, events
  * wait (the next one carries the latest answer): a slow reader holds a few
@@ -45,6 +46,7 @@ typedef struct {
 } push_shared;
 
 typedef struct push_stream {
+    request_ctx ctx;              /* REQUEST_CTX_STREAM: r->plugin_ctx holds it */
     progress_id id;
     request_st *r;
     uint32_t index;               /* in progress_push.streams */
@@ -239,7 +241,7 @@ static void stream_close(progress_push * const push, push_stream * const s)
 {
     request_st * const r = s->r;
     request_end_response(r);
-    r->plugin_ctx[push->config.plugin_id] = NULL;
+    request_ctx_set(r, push->config.plugin_id, NULL);
     stream_free(push, s);
     request_wake(r);
 }
@@ -315,6 +317,7 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
     if (!count_stream_in(push)) return -1;
 
     push_stream * const s = ck_calloc(1, sizeof(*s));
+    s->ctx.kind = REQUEST_CTX_STREAM;
     s->id = *id;
     s->r = r;
     s->remove_timeout_ms = remove_timeout > UINT32_MAX / 1000
@@ -325,7 +328,7 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
                        sizeof(*push->streams));
     s->index = push->nstreams++;
     push->streams[s->index] = s;
-    r->plugin_ctx[push->config.plugin_id] = s;
+    request_ctx_set(r, push->config.plugin_id, &s->ctx);
 
     set_stream_headers(r);
     r->http_status = 200;
@@ -346,9 +349,10 @@ handler_t progress_push_subrequest(const request_st * const r)
 
 void progress_push_reset(progress_push * const push, request_st * const r)
 {
-    push_stream * const s = r->plugin_ctx[push->config.plugin_id];
-    if (NULL == s) return;
-    r->plugin_ctx[push->config.plugin_id] = NULL;
+    if (REQUEST_CTX_STREAM != request_ctx_kind(r, push->config.plugin_id))
+        return;
+    push_stream * const s = (push_stream *)request_ctx_get(r, push->config.plugin_id);
+    request_ctx_set(r, push->config.plugin_id, NULL);
     stream_free(push, s);
     timer_rearm(push);
 }

@@ -9,8 +9,9 @@
  *   together.
  * - A stream belongs to one request: progress_push_start() makes the
  *   request's response an event stream and keeps the stream in
- *   r->plugin_ctx[plugin_id]; it ends on the final answer (the response
- *   ends too), or when progress_push_reset() sees its request go.
+ *   r->plugin_ctx[plugin_id], tagged REQUEST_CTX_STREAM (request_ctx.h);
+ *   it ends on the final answer (the response ends too), or when
+ *   progress_push_reset() sees its request go.
  * - Each worker has one timerfd in lighttpd's event loop, armed only while
  *   it serves streams (every push_ms) or has uploads in flight to publish
  *   (every publish_ms, only with several workers).  Otherwise it is
@@ -75,8 +76,8 @@ int progress_push_start(progress_push *push, request_st *r,
  * ends the request (and frees the stream in the reset). */
 handler_t progress_push_subrequest(const request_st *r);
 
-/* r is being reset: if it carries a stream, forget it (the client may be
- * gone; nothing is written). */
+/* r is being reset: if it carries a stream (its context's tag says so),
+ * forget it (the client may be gone; nothing is written). */
 void progress_push_reset(progress_push *push, request_st *r);
 
 /* This worker's uploads in flight went from none to some or back: arms or
