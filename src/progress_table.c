@@ -167,10 +167,14 @@ static void journal_open(progress_table *t, uint32_t from, uint32_t to)
     store_fence();
 }
 
+void (*progress_table_write_hook)(void *dst, size_t len);
+
 static void journal_writing(progress_table *t, uint32_t i)
 {
     t->writing = i + 1;
     store_fence();
+    if (progress_table_write_hook)
+        progress_table_write_hook(&slots_of(t)[i], sizeof(struct slot));
 }
 
 static void journal_written(progress_table *t)
@@ -324,15 +328,12 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
     return looked;
 }
 
-void (*progress_table_repair_step)(void *dst, size_t len);
-
 /* One write of a repair, journaled like the others: a death in the middle
  * of it leaves slot i for the next repair to empty. */
 static void repair_write(progress_table *t, uint32_t i, const struct slot *from)
 {
     struct slot * const dst = &slots_of(t)[i];
     journal_writing(t, i);
-    if (progress_table_repair_step) progress_table_repair_step(dst, sizeof *dst);
     if (from) *dst = *from;
     else memset(dst, 0, sizeof *dst);
     journal_written(t);

@@ -135,10 +135,11 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
  * counting each slot read or passed over. */
 uint32_t progress_table_begin_visits(progress_table *t);
 
-/* For tests only: called inside a repair just before each of its writes
- * to a slot, with the slot (len bytes), so that a test can tear the write
- * and kill the process there.  NULL (no call) unless a test sets it. */
-extern void (*progress_table_repair_step)(void *dst, size_t len);
+/* For tests only: called under the lock just before each write to a slot
+ * that the journal records (an insert, a shift, a repair's), with the
+ * slot (len bytes), so that a test can tear the write and kill the
+ * process there.  NULL (no call) unless a test sets it. */
+extern void (*progress_table_write_hook)(void *dst, size_t len);
 
 /* Lock calls that failed since the table was laid out, in any process
  * (EOWNERDEAD is not a failure: it is repaired). */
