@@ -436,12 +436,3 @@ def wait_for_workers(server, n):
     while len(workers_of(server)) < n:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-
-
-def rss_shmem_kb(pid):
-    """Shared memory resident in pid's page tables, in kB."""
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("RssShmem:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssShmem in /proc/%d/status" % pid)

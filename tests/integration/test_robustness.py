@@ -7,12 +7,17 @@ import signal
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from lighty import (ROOT, Lighttpd, SlowUpload, in_root, make_ids, module_path,
-                    rss_shmem_kb, serving_pid, wait_for_workers)
+                    serving_pid, wait_for_workers)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from random_ids import rss_shmem_kb  # noqa: E402
 
 IDS = make_ids(0x12f00, 8)
 
