@@ -18,6 +18,14 @@ enum { OWNER = 100, OTHER = 200 };
 
 static progress_table *table;
 
+/* Under valgrind everything is slow: the largest tests then run smaller
+ * (the same paths, fewer entries, rounds or lookups). */
+static int under_valgrind(void)
+{
+    const char * const preload = getenv("LD_PRELOAD");
+    return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
+
 static progress_table *new_table(uint32_t max_entries)
 {
     void *mem = calloc(1, progress_table_bytes(max_entries));
@@ -588,8 +596,16 @@ START_TEST(eviction_in_a_large_full_table_frees_a_slice_of_the_oldest)
 END_TEST
 
 /* The layouts that made one eviction walk the whole table (issue 18): a
- * full table of 1,000,000 entries, and one begin of a new id. */
-enum { BIG = 1000000, EVICT_WINDOW = 4096 };
+ * full table of 1,000,000 entries (100,000 under valgrind), and one begin
+ * of a new id. */
+enum { EVICT_WINDOW = 4096 };
+static uint32_t big;   /* the size of the test's table */
+
+static progress_table *new_big_table(void)
+{
+    big = under_valgrind() ? 100000 : 1000000;
+    return new_table(big);
+}
 
 static void fill_finished(progress_table *t, uint32_t n, int64_t (*expires)(uint32_t))
 {
@@ -601,7 +617,7 @@ static void fill_finished(progress_table *t, uint32_t n, int64_t (*expires)(uint
 
 static int64_t one_earliest_then_later(uint32_t k) { return k == 0 ? 100 : 200; }
 static int64_t one_per_second(uint32_t k) { return 100 + k; }
-static int64_t all_in_flight_but_one(uint32_t k) { return k == BIG / 2 ? 100 : -1; }
+static int64_t all_in_flight_but_one(uint32_t k) { return k == big / 2 ? 100 : -1; }
 
 static uint32_t visits_of_one_new_begin(progress_table *t, uint32_t n, progress_begin_result want)
 {
@@ -613,23 +629,23 @@ static uint32_t visits_of_one_new_begin(progress_table *t, uint32_t n, progress_
  * by a new upload, so no finished entry expires then any more. */
 START_TEST(one_begin_visits_two_windows_at_most_after_the_earliest_is_taken_over)
 {
-    table = new_table(BIG);
-    fill_finished(table, BIG, one_earliest_then_later);
+    table = new_big_table();
+    fill_finished(table, big, one_earliest_then_later);
     ck_assert_int_eq(begin(table, 0, 1, 0, 0), PROGRESS_BEGIN_OK);
-    const uint32_t visits = visits_of_one_new_begin(table, BIG, PROGRESS_BEGIN_OK);
+    const uint32_t visits = visits_of_one_new_begin(table, big, PROGRESS_BEGIN_OK);
     printf("stale next_expiry: %u slots visited\n", visits);
     ck_assert_uint_le(visits, 2 * EVICT_WINDOW);
-    ck_assert_uint_eq(progress_table_count(table), BIG);
+    ck_assert_uint_eq(progress_table_count(table), big);
 }
 END_TEST
 
 /* One entry per expiry second: the earliest is one of a million. */
 START_TEST(one_begin_visits_two_windows_at_most_with_one_entry_per_second)
 {
-    table = new_table(BIG);
-    fill_finished(table, BIG, one_per_second);
+    table = new_big_table();
+    fill_finished(table, big, one_per_second);
     for (uint32_t k = 0; k < 3; ++k) {
-        const uint32_t visits = visits_of_one_new_begin(table, BIG + k, PROGRESS_BEGIN_OK);
+        const uint32_t visits = visits_of_one_new_begin(table, big + k, PROGRESS_BEGIN_OK);
         printf("one entry per second: %u slots visited\n", visits);
         ck_assert_uint_le(visits, 2 * EVICT_WINDOW);
     }
@@ -640,10 +656,10 @@ END_TEST
  * the begins that follow do find it, a stretch further each. */
 START_TEST(one_begin_visits_two_windows_at_most_when_all_but_one_are_in_flight)
 {
-    table = new_table(BIG);
-    fill_finished(table, BIG, all_in_flight_but_one);
+    table = new_big_table();
+    fill_finished(table, big, all_in_flight_but_one);
     uint32_t visits, tries = 0, most = 0;
-    while (begin(table, BIG, 1, BIG, 0) != PROGRESS_BEGIN_OK) {
+    while (begin(table, big, 1, big, 0) != PROGRESS_BEGIN_OK) {
         visits = progress_table_begin_visits(table);
         most = visits > most ? visits : most;
         ck_assert_uint_le(++tries, progress_table_slots(table) / EVICT_WINDOW + 1);
@@ -653,8 +669,8 @@ START_TEST(one_begin_visits_two_windows_at_most_when_all_but_one_are_in_flight)
     printf("all in flight but one: found after %u begins, at most %u slots visited\n",
            tries, most);
     ck_assert_uint_le(most, 2 * EVICT_WINDOW);
-    ck_assert_int_eq(get(table, BIG / 2, 0).state, PROGRESS_STARTING);   /* evicted */
-    ck_assert_int_eq(begin(table, BIG + 1, 1, BIG + 1, 0), PROGRESS_BEGIN_FULL);
+    ck_assert_int_eq(get(table, big / 2, 0).state, PROGRESS_STARTING);   /* evicted */
+    ck_assert_int_eq(begin(table, big + 1, 1, big + 1, 0), PROGRESS_BEGIN_FULL);
     ck_assert_uint_le(progress_table_begin_visits(table), 2 * EVICT_WINDOW);
 }
 END_TEST
@@ -860,7 +876,8 @@ START_TEST(lookups_of_unknown_ids_read_no_page_of_slots_without_entries)
     srand(99);
     progress_snapshot s;
     uint32_t found = 0;
-    for (uint32_t k = 0; k < 300000; ++k) {
+    const uint32_t lookups = under_valgrind() ? 30000 : 300000;
+    for (uint32_t k = 0; k < lookups; ++k) {
         progress_id id;
         for (size_t b = 0; b < sizeof id.bytes; ++b) id.bytes[b] = (uint8_t)rand();
         found += (uint32_t)progress_table_lookup(t, &id, 0, &s);
@@ -871,7 +888,7 @@ START_TEST(lookups_of_unknown_ids_read_no_page_of_slots_without_entries)
     const size_t after = resident_pages(t, bytes);
     /* the group counts: a byte for 64 slots, 20 KiB */
     const size_t counts = (progress_table_slots(t) / 64 + 4095) / 4096 + 1;
-    printf("300,000 lookups of unknown ids: %zu resident pages -> %zu\n", before, after);
+    printf("%u lookups of unknown ids: %zu resident pages -> %zu\n", lookups, before, after);
     ck_assert_uint_le(after, before + counts);
     progress_table_destroy(t);
     munmap(t, bytes);
@@ -883,13 +900,6 @@ static time_t monotonic_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
-}
-
-/* Under valgrind forks are slow: the death test then does fewer rounds. */
-static int under_valgrind(void)
-{
-    const char * const preload = getenv("LD_PRELOAD");
-    return preload != NULL && strstr(preload, "vgpreload") != NULL;
 }
 
 /* Deaths inside a repair, counted by the children that die there. */
