@@ -21,6 +21,8 @@ import threading
 import time
 from pathlib import Path
 
+from random_ids import ask_random_ids, rss_shmem_kb
+
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent
 LIGHTTPD = "/usr/sbin/lighttpd"
@@ -1171,6 +1173,23 @@ def sweep_instructions(cfg, root, backend):
             % (len(sweeping), sum(sweeping), sum(sweeping) / max(1, n), idle))
 
 
+def memory_random_ids(cfg, root, table):
+    """m: what lookups of unknown ids cost the shared table: the growth of
+    lighttpd's resident shared memory (RssShmem) over cfg.random_ids polls
+    and as many event streams of random ids, 8,000,000 entries."""
+    with Lighttpd(root, cfg.module, max_entries=8000000, remove_timeout=0,
+                  push_interval=10) as srv:
+        before = rss_shmem_kb(srv.proc.pid)
+        got = {kind: ask_random_ids(srv.port, cfg.random_ids, conns, depth, kind,
+                                    srv.dir / (kind + ".done"))
+               for kind, conns, depth in (("poll", 8, 16), ("stream", 128, 1))}
+        grown = rss_shmem_kb(srv.proc.pid) - before
+    table.append(("m RssShmem growth, random ids polled and streamed", "%d kB" % grown,
+                  "%d polls in %s, %d event streams in %s; max-entries 8000000; "
+                  "target < 1024 kB (issue 18: 623988 kB before)"
+                  % (got["poll"][0], got["poll"][1], got["stream"][0], got["stream"][1])))
+
+
 def table_bench(cfg, table):
     exe = Path(cfg.table_bench)
     if not exe.exists():
@@ -1199,9 +1218,9 @@ def main():
                     help="a second or so per measurement, small entry counts")
     ap.add_argument("--module", default=str(TOP / "build" / "mod_uploadprogress.so"))
     ap.add_argument("--table-bench", default=str(TOP / "build" / "table_bench"))
-    ap.add_argument("--only", default="123456789ti",
-                    help="which measurements to run (digits, t = table_bench, "
-                         "i = instruction counts)")
+    ap.add_argument("--only", default="123456789mti",
+                    help="which measurements to run (digits, m = memory of "
+                         "random ids, t = table_bench, i = instruction counts)")
     ap.add_argument("--instructions", action="store_true",
                     help="the instruction counts only (as --only i)")
     cfg = ap.parse_args()
@@ -1216,12 +1235,14 @@ def main():
         cfg.latency_workers, cfg.latency_seconds = (1,), 3
         cfg.uploads, cfg.watchers, cfg.cost_seconds, cfg.idle_seconds = 10, 100, 3, 3
         cfg.windows, cfg.cg_requests, cfg.cg_reps, cfg.cg_upload_mib = 1, 200, 1, 4
+        cfg.random_ids = 50000
     else:
         cfg.seconds, cfg.reps, cfg.upload_mib = 5, 3, 1024
         cfg.entries, cfg.burst, cfg.fresh_seconds = (10, 10000, 1000000), 1.0, 5
         cfg.latency_workers, cfg.latency_seconds = (1, 4), 10
         cfg.uploads, cfg.watchers, cfg.cost_seconds, cfg.idle_seconds = 10, 1000, 60, 10
         cfg.windows, cfg.cg_requests, cfg.cg_reps, cfg.cg_upload_mib = 5, 2000, 2, 64
+        cfg.random_ids = 500000
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
@@ -1240,6 +1261,7 @@ def main():
                      "7": lambda: event_latency(cfg, root, sink, rows),
                      "8": lambda: stream_cost(cfg, root, sink, rows),
                      "9": lambda: idle_wakeups(cfg, root, sink, rows),
+                     "m": lambda: memory_random_ids(cfg, root, rows),
                      "t": lambda: table_bench(cfg, rows),
                      "i": lambda: instructions(cfg, root, sink, fast.socket, rows)}
             for key in cfg.only:

@@ -112,6 +112,8 @@ static void bench_evict(uint32_t n)
     const progress_begin_result r = progress_table_begin(t, &id, 1, 1, n, 0);
     printf("evict_begin_ms %.3f ms (%s, %u entries left)\n", (now_ns() - t0) / 1e6,
            r == PROGRESS_BEGIN_OK ? "tracked" : "not tracked", progress_table_count(t));
+    printf("evict_begin_visits %u slots (bound 8192: doc/security.md)\n",
+           progress_table_begin_visits(t));
     free_table(t);
 }
 

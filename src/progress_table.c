@@ -9,10 +9,14 @@
 #include <string.h>
 
 enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
-/* Slots per group (a page of them) whose entries are counted, so that the
- * sweep passes over a group without entries without reading it: a page of
- * a shared mapping that nothing has touched would be allocated by a read. */
-enum { GROUP = 64 };
+/* Slots per group: one page of them (the slots begin on a page boundary of
+ * a page-aligned table).  Each group's entries are counted, so that a
+ * lookup, a probe, the sweep pass over a group without entries without
+ * reading it: a read of a page of a shared mapping that nothing has
+ * touched would allocate it.  A group's count is never below its entries
+ * (raised before a slot is filled, lowered after it is emptied), so a
+ * count of 0 says "free" even in the middle of a write cut short. */
+enum { GROUP = 64, PAGE = 4096 };
 /* The expiry of an entry in flight: it has none until it finishes. */
 #define NO_EXPIRY INT64_MAX
 
@@ -47,14 +51,30 @@ struct progress_table {
     int64_t next_expiry;
     int64_t pass_min;
     /* A journal for the next holder of the lock, should this one die
-     * inside it (see repair()): 1 + the first slot of a probe run being
-     * rewritten, and 1 + the slot being overwritten (it may be torn);
+     * inside it (see repair()): 1 + the first and the last slot of the
+     * stretch being rewritten (the last is the free slot that ends its
+     * probe run), and 1 + the slot being overwritten (it may be torn);
      * 0 when no write is in progress. */
     uint32_t repair_from;
+    uint32_t repair_to;
     uint32_t writing;
+    /* Slots the last begin visited (see progress_table_begin_visits). */
+    uint32_t begin_visits;
+    /* Where the next eviction looks from. */
+    uint32_t evict_cursor;
     atomic_uint lock_failures;
-    struct slot slots[];
+    /* the slots follow, from the first page boundary after this header */
 };
+
+/* The slots begin on a page of their own, so that each group of them is
+ * one page when the table is page-aligned (as a mapping is). */
+#define SLOTS_AT (((sizeof(struct progress_table) + PAGE - 1) / PAGE) * PAGE)
+_Static_assert(GROUP * sizeof(struct slot) == PAGE, "a group of slots should fill one page");
+
+static struct slot *slots_of(const progress_table *t)
+{
+    return (struct slot *)(void *)((uintptr_t)t + SLOTS_AT);
+}
 
 static uint32_t slots_for(uint32_t max_entries)
 {
@@ -72,15 +92,14 @@ size_t progress_table_bytes(uint32_t max_entries)
     /* in 64 bits, to see whether the size fits in a size_t */
     const uint64_t nslots = (uint64_t)max_entries + max_entries / 4 + 1;
     if (nslots > UINT32_MAX) return 0;
-    const uint64_t bytes = sizeof(struct progress_table)
-                         + nslots * sizeof(struct slot) + groups_for((uint32_t)nslots);
+    const uint64_t bytes = SLOTS_AT + nslots * sizeof(struct slot) + groups_for((uint32_t)nslots);
     return bytes <= SIZE_MAX ? (size_t)bytes : 0;
 }
 
 /* Entries in each group of slots: one byte a group, after the slots. */
-static uint8_t *group_entries(progress_table *t)
+static uint8_t *group_entries(const progress_table *t)
 {
-    return (uint8_t *)(t->slots + t->nslots);
+    return (uint8_t *)(slots_of(t) + t->nslots);
 }
 
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
@@ -137,18 +156,25 @@ static void store_fence(void)
     atomic_signal_fence(memory_order_seq_cst);
 }
 
-/* Opens a write of the probe run from slot `from` on; `writing` names the
- * slot about to be overwritten. */
-static void journal_open(progress_table *t, uint32_t from)
+/* Opens a write of the slots from `from` up to the free slot `to` that
+ * ends their probe run (all a write may disturb); `writing` names the slot
+ * about to be overwritten.  repair_from, set last, opens the journal. */
+static void journal_open(progress_table *t, uint32_t from, uint32_t to)
 {
+    t->repair_to = to + 1;
+    store_fence();
     t->repair_from = from + 1;
     store_fence();
 }
+
+void (*progress_table_write_hook)(void *dst, size_t len);
 
 static void journal_writing(progress_table *t, uint32_t i)
 {
     t->writing = i + 1;
     store_fence();
+    if (progress_table_write_hook)
+        progress_table_write_hook(&slots_of(t)[i], sizeof(struct slot));
 }
 
 static void journal_written(progress_table *t)
@@ -207,14 +233,34 @@ static uint32_t next_slot(const progress_table *t, uint32_t i)
     return ++i == t->nslots ? 0 : i;
 }
 
+/* Slots from a to b, b included, going forwards. */
+static uint32_t slots_from_to(const progress_table *t, uint32_t a, uint32_t b)
+{
+    return (b >= a ? b - a : b + t->nslots - a) + 1;
+}
+
+/* Whether slot i is free; in a group without entries it is not read. */
+static int slot_free(const progress_table *t, uint32_t i)
+{
+    return group_entries(t)[i / GROUP] == 0 || slots_of(t)[i].state == SLOT_FREE;
+}
+
+/* The free slot that ends the probe run through slot i. */
+static uint32_t run_end(const progress_table *t, uint32_t i)
+{
+    while (!slot_free(t, i)) i = next_slot(t, i);
+    return i;
+}
+
 /* Index of id's slot if present (*found = 1), else of the free slot where
- * it would go (*found = 0). */
+ * it would go (*found = 0).  An id whose home group has no entries costs
+ * one byte of the group counts, and no slot is read. */
 static uint32_t probe(const progress_table *t, const progress_id *id,
                       uint32_t home, int *found)
 {
     uint32_t i = home;
-    while (t->slots[i].state != SLOT_FREE) {
-        if (progress_id_equal(&t->slots[i].id, id)) {
+    while (!slot_free(t, i)) {
+        if (progress_id_equal(&slots_of(t)[i].id, id)) {
             *found = 1;
             return i;
         }
@@ -249,17 +295,18 @@ static void note_expiry(progress_table *t, int64_t expires)
 }
 
 /* Empties slot i and shifts later members of its probe run back, so every
- * entry stays reachable from its home slot without tombstones.  Returns
- * the slots it looked at, for the sweep's budget. */
+ * entry stays reachable from its home slot without tombstones.  The run's
+ * end is found first, for the journal.  Returns the slots it looked at,
+ * for the sweep's budget. */
 static uint32_t remove_at(progress_table *t, uint32_t i)
 {
-    uint32_t j = i, looked = 1;
-    journal_open(t, i);
-    for (;;) {
-        j = next_slot(t, j);
+    struct slot * const slots = slots_of(t);
+    const uint32_t end = run_end(t, next_slot(t, i));
+    uint32_t looked = slots_from_to(t, i, end);
+    journal_open(t, i, end);
+    for (uint32_t j = next_slot(t, i); j != end; j = next_slot(t, j)) {
         ++looked;
-        const struct slot *s = &t->slots[j];
-        if (s->state == SLOT_FREE) break;
+        const struct slot * const s = &slots[j];
         const uint32_t k = s->home;
         /* the entry at j stays if its home lies cyclically in (i, j] */
         const int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
@@ -267,13 +314,13 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
             /* it may move to a slot the sweep's pass has been past */
             if (!slot_in_flight(s)) note_expiry(t, s->expires);
             journal_writing(t, i);
-            t->slots[i] = *s;
+            slots[i] = *s;
             journal_written(t);
             i = j;
         }
     }
     journal_writing(t, i);
-    memset(&t->slots[i], 0, sizeof t->slots[i]);
+    memset(&slots[i], 0, sizeof slots[i]);
     journal_written(t);
     --group_entries(t)[i / GROUP];
     --t->count;
@@ -281,54 +328,73 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
     return looked;
 }
 
-/* Takes the entry out of slot k and puts it back where a probe from its
- * home finds it (k or an earlier slot of its run), or drops it if its id
- * is held already. */
-static void reinsert(progress_table *t, uint32_t k)
+/* One write of a repair, journaled like the others: a death in the middle
+ * of it leaves slot i for the next repair to empty. */
+static void repair_write(progress_table *t, uint32_t i, const struct slot *from)
 {
-    const struct slot e = t->slots[k];
-    memset(&t->slots[k], 0, sizeof t->slots[k]);
-    const uint32_t home = home_slot(t, &e.id);
-    int found;
-    const uint32_t i = probe(t, &e.id, home, &found);
-    if (found) return;
-    journal_writing(t, i);   /* (a death inside the repair is repaired too) */
-    t->slots[i] = e;
-    t->slots[i].home = home;
+    struct slot * const dst = &slots_of(t)[i];
+    journal_writing(t, i);
+    if (from) *dst = *from;
+    else memset(dst, 0, sizeof *dst);
     journal_written(t);
-    if (!slot_in_flight(&e)) note_expiry(t, e.expires);
+}
+
+/* Puts the entry of slot k where a probe from its home finds it: leaves it
+ * where the probe meets it at k; empties k where the probe meets its id
+ * before (a copy a shift cut short left); else copies it to the free slot
+ * the probe meets, and only then empties k.  So at any moment the entry
+ * is in one slot or two, never none, and each group's count is at least
+ * its entries (see GROUP). */
+static void settle(progress_table *t, uint32_t k)
+{
+    struct slot * const slots = slots_of(t);
+    const uint32_t home = home_slot(t, &slots[k].id);
+    int found;
+    const uint32_t i = probe(t, &slots[k].id, home, &found);
+    if (found && i == k) return;
+    if (!found) {
+        ++group_entries(t)[i / GROUP];
+        struct slot moved = slots[k];
+        moved.home = home;
+        /* it may move to a slot the sweep's pass has been past */
+        if (!slot_in_flight(&moved)) note_expiry(t, moved.expires);
+        repair_write(t, i, &moved);
+    }
+    repair_write(t, k, NULL);
+    --group_entries(t)[k / GROUP];
 }
 
 static void recount_group(progress_table *t, uint32_t g)
 {
     uint8_t n = 0;
+    if (group_entries(t)[g] == 0) return;   /* none there: not read */
     for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i)
-        n += t->slots[i].state != SLOT_FREE;
+        n += slots_of(t)[i].state != SLOT_FREE;
     group_entries(t)[g] = n;
 }
 
-/* After a death inside the lock: a write left half done touched only the
- * probe run from the journal's first slot to the next free slot.  Drop
- * the slot that was being overwritten (it may be torn; what it held is
- * either the entry being removed, a copy of one moved before it, or the
- * dead process's new upload), put every other entry of the run back
- * where a probe finds it (which drops the duplicate a half-done shift
- * leaves), then recount that run's groups and the total. */
+/* After a death inside the lock.  A write left half done disturbed only
+ * the slots from the journal's `from` up to `to`, the free slot that ended
+ * their probe run when it began.  Empty the slot that was being
+ * overwritten (it may be torn: it held the entry being removed, a copy of
+ * one moved before it, the dead process's new upload, or a copy a repair
+ * was making), settle every entry from `from` up to `to` where a probe
+ * finds it (which drops the copies a shift cut short leaves and closes
+ * the holes), recount those groups and the total.  Every step leaves a
+ * state this same repair fixes: the journal stays open until the end, the
+ * walk does not depend on where free slots are, and settle never empties
+ * a slot before the entry is whole elsewhere.  So a death inside a repair
+ * is repaired by the next one. */
 static void repair(progress_table *t)
 {
     if (t->repair_from != 0) {
-        const uint32_t from = t->repair_from - 1;
-        const uint32_t torn = t->writing ? t->writing - 1 : t->nslots;
-        if (torn < t->nslots) memset(&t->slots[torn], 0, sizeof t->slots[torn]);
-        uint32_t k = from;
-        for (uint32_t n = 0; n < t->nslots; ++n, k = next_slot(t, k)) {
-            if (k == torn) continue;
-            if (t->slots[k].state == SLOT_FREE) break;
-            reinsert(t, k);
-        }
+        const uint32_t from = t->repair_from - 1, to = t->repair_to - 1;
+        if (t->writing != 0) repair_write(t, t->writing - 1, NULL);
+        for (uint32_t k = from; k != to; k = next_slot(t, k))
+            if (!slot_free(t, k)) settle(t, k);
         for (uint32_t g = from / GROUP;; g = g + 1 == groups_for(t->nslots) ? 0 : g + 1) {
             recount_group(t, g);
-            if (g == k / GROUP) break;
+            if (g == to / GROUP) break;
         }
     }
     uint32_t count = 0;
@@ -338,22 +404,41 @@ static void repair(progress_table *t)
     journal_close(t);
 }
 
-static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget,
-                            uint32_t max_freed);
-
-/* Makes room in a full table: frees one finished entry of the earliest
- * expiry second (the oldest when all share one remove-timeout), by
- * sweeping as if that second had passed, a slice at a time until one is
- * freed.  Such entries are spread over the table, so a slice or a few
- * usually do: no stall on a huge table.  Returns 0 if every entry is in
- * flight (found at once, with nothing finished). */
-static int evict_oldest(progress_table *t)
+/* Makes room in a full table: frees the finished entry that expires first
+ * among the EVICT_WINDOW slots from the eviction's cursor on, or the first
+ * of them whose expiry is the table's earliest (next_expiry, when still
+ * exact), and moves the cursor there.  One eviction thus looks at a
+ * bounded stretch whatever the layout (stale next_expiry, sparse expiry
+ * seconds, a table of uploads in flight): it frees the oldest of about
+ * 3,000 entries, the very oldest in a table of up to 4,096 slots.  Adds
+ * the slots it looked at to *visits.  Returns 0 if the stretch holds no
+ * finished entry (at once if the table holds none). */
+enum { EVICT_WINDOW = 4096 };
+static int evict_oldest(progress_table *t, uint32_t *visits)
 {
-    enum { EVICT_BUDGET = 4096 };
-    while (t->next_expiry != INT64_MAX) {
-        if (sweep_slice(t, t->next_expiry + 1, EVICT_BUDGET, 1) > 0) return 1;
+    if (t->next_expiry == INT64_MAX) return 0;
+    const uint32_t window = t->nslots < EVICT_WINDOW ? t->nslots : EVICT_WINDOW;
+    uint32_t i = t->evict_cursor, oldest = UINT32_MAX, looked = 0;
+    int64_t oldest_expires = INT64_MAX;
+    while (looked < window && oldest_expires > t->next_expiry) {
+        ++looked;
+        if (!slot_free(t, i)) {
+            const struct slot * const s = &slots_of(t)[i];
+            if (!slot_in_flight(s) && s->expires < oldest_expires) {
+                oldest = i;
+                oldest_expires = s->expires;
+            }
+        }
+        i = next_slot(t, i);
     }
-    return 0;
+    *visits += looked;
+    if (oldest == UINT32_MAX) {
+        t->evict_cursor = i;
+        return 0;
+    }
+    t->evict_cursor = oldest;
+    *visits += remove_at(t, oldest);
+    return 1;
 }
 
 progress_begin_result progress_table_begin(progress_table *t,
@@ -366,24 +451,32 @@ progress_begin_result progress_table_begin(progress_table *t,
     int found;
     if (table_lock(t) != 0) return PROGRESS_BEGIN_NO_LOCK;
     uint32_t i = probe(t, id, home, &found);
-    if (found && slot_in_flight(&t->slots[i])) {
+    uint32_t visits = slots_from_to(t, home, i);
+    if (found && slot_in_flight(&slots_of(t)[i])) {
         result = PROGRESS_BEGIN_IN_FLIGHT;
-    } else if (!found && t->count >= t->max_entries && !evict_oldest(t)) {
+    } else if (!found && t->count >= t->max_entries && !evict_oldest(t, &visits)) {
         result = PROGRESS_BEGIN_FULL;
     } else {
-        if (!found) i = probe(t, id, home, &found); /* eviction may have moved slots */
-        journal_open(t, i);
+        if (!found) {   /* an eviction may have moved slots */
+            i = probe(t, id, home, &found);
+            visits += slots_from_to(t, home, i);
+        }
+        /* taking over an entry in place disturbs its run up to its end */
+        const uint32_t to = found ? run_end(t, next_slot(t, i)) : i;
+        if (found) visits += slots_from_to(t, i, to) - 1;
+        journal_open(t, i, to);
         journal_writing(t, i);
         if (!found) {
             ++group_entries(t)[i / GROUP];
             ++t->count;
         }
-        t->slots[i] = (struct slot){ .id = *id, .size = size,
+        slots_of(t)[i] = (struct slot){ .id = *id, .size = size,
                                      .expires = NO_EXPIRY, .updated = (uint32_t)now,
                                      .owner_pid = owner_pid, .owner_ref = owner_ref,
                                      .home = home, .state = PROGRESS_UPLOADING };
         journal_close(t);
     }
+    t->begin_visits = visits;
     table_unlock(t);
     return result;
 }
@@ -415,7 +508,7 @@ void progress_table_update(progress_table *t, const progress_id *id,
     int found;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return;
-    struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    struct slot * const s = &slots_of(t)[probe(t, id, home, &found)];
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         if ((uint32_t)now != s->updated)
             s->received = base;  /* the speed is measured from here */
@@ -441,7 +534,7 @@ int progress_table_finish(progress_table *t, const progress_id *id,
     int found, finished = 0;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return -1;
-    struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    struct slot * const s = &slots_of(t)[probe(t, id, home, &found)];
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         note_expiry(t, expires);
         s->status = (uint16_t)fin->status;
@@ -464,7 +557,7 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
                                     .size = -1, .received = -1 };
         return -1;
     }
-    const struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    const struct slot * const s = &slots_of(t)[probe(t, id, home, &found)];
     found = found && !slot_expired(s, now);
     if (found) {
         *out = (progress_snapshot){ .state = (progress_state)s->state,
@@ -485,8 +578,7 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
  * nothing (each removal meets a free slot next), where walking forwards
  * would shift the rest of the run back once per entry freed.  A pass
  * through the whole table makes next_expiry exact again. */
-static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget,
-                            uint32_t max_freed)
+static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
 {
     uint32_t freed = 0;
     for (uint32_t work = 0; work < budget && now > t->next_expiry; ++work) {
@@ -495,11 +587,11 @@ static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget,
         if (group_entries(t)[i / GROUP] == 0) {
             done_down_to = i - i % GROUP;   /* nothing there: skip, unread */
         } else {
-            const struct slot * const s = &t->slots[i];
+            const struct slot * const s = &slots_of(t)[i];
             /* a removal may shift another entry into slot i: look again */
             while (s->state != SLOT_FREE && slot_expired(s, now)) {
                 work += remove_at(t, i);
-                if (++freed == max_freed) return freed; /* carries on at i */
+                ++freed;
             }
             if (s->state != SLOT_FREE && !slot_in_flight(s) && s->expires < t->pass_min)
                 t->pass_min = s->expires;
@@ -518,7 +610,7 @@ static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget,
 uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget)
 {
     if (table_lock(t) != 0) return 0;
-    const uint32_t freed = sweep_slice(t, now, budget, UINT32_MAX);
+    const uint32_t freed = sweep_slice(t, now, budget);
     table_unlock(t);
     return freed;
 }
@@ -533,7 +625,7 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
             i += GROUP - 1 - i % GROUP;   /* nothing there: skip, unread */
             continue;
         }
-        struct slot * const s = &t->slots[i];
+        struct slot * const s = &slots_of(t)[i];
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
             note_expiry(t, expires);
             s->status = (uint16_t)status;
@@ -559,7 +651,7 @@ static const char *check_slots(progress_table *t)
     for (uint32_t g = 0; g < groups_for(t->nslots); ++g) {
         uint32_t in_group = 0;
         for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i) {
-            const struct slot * const s = &t->slots[i];
+            const struct slot * const s = &slots_of(t)[i];
             if (s->state == SLOT_FREE) continue;
             ++in_group;
             int found;
@@ -571,6 +663,14 @@ static const char *check_slots(progress_table *t)
         live += in_group;
     }
     return live == t->count ? NULL : "the count differs from the live slots";
+}
+
+uint32_t progress_table_begin_visits(progress_table *t)
+{
+    if (table_lock(t) != 0) return 0;
+    const uint32_t visits = t->begin_visits;
+    table_unlock(t);
+    return visits;
 }
 
 uint32_t progress_table_lock_failures(progress_table *t)

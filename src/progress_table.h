@@ -2,10 +2,16 @@
  *
  * Contract
  * - The table lives in one block of caller-provided, zero-filled memory of
- *   progress_table_bytes(max_entries) bytes; it allocates nothing and holds
+ *   progress_table_bytes(max_entries) bytes (page-aligned for the promise
+ *   on pages below; any alignment of 16 works); it allocates nothing and holds
  *   no pointers, so the block may be a MAP_SHARED mapping used by several
  *   processes at once (each call takes a process-shared robust mutex kept
  *   in the block).
+ * - Pages: a page of slots that no entry has touched is never read, by
+ *   lookups, probes, the sweep, eviction or repair (each group of 64 slots
+ *   is one page, and a count per group says whether it holds entries).
+ *   So lookups of unknown ids leave the resident memory as it is, beyond
+ *   the group counts (a byte per 64 slots).
  * - At most max_entries entries; lookups, begin, update and finish are O(1)
  *   on average (open addressing with linear probing and a per-table random
  *   hash key, so clients cannot craft colliding ids; deletion by backward
@@ -72,8 +78,14 @@ progress_table *progress_table_init(void *mem, uint32_t max_entries,
 void progress_table_destroy(progress_table *t);
 
 /* Starts an entry in flight for id.  A finished entry with the same id is
- * taken over.  When the table is full, one finished entry of the earliest
- * expiry second is evicted to make room (found in bounded slices). */
+ * taken over.  When the table is full, one finished entry is evicted to
+ * make room: the one that expires first among 4,096 slots from where the
+ * last eviction stopped (the earliest of the whole table in a table of up
+ * to 4,096 slots, or when those slots hold one of its earliest expiry
+ * second).  If they hold none (nearly every upload in flight), the answer
+ * is PROGRESS_BEGIN_FULL, and the next begin looks at the next 4,096.  So
+ * one begin visits at most 4,096 slots besides its probe runs (a few dozen
+ * at the table's load): see progress_table_begin_visits. */
 progress_begin_result progress_table_begin(progress_table *t,
                                            const progress_id *id,
                                            int64_t size, int32_t owner_pid,
@@ -117,6 +129,17 @@ uint32_t progress_table_sweep(progress_table *t, int64_t now, uint32_t budget);
  * second `expires`.  A full scan, for a rare event.  Returns how many. */
 uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
                                    int status, int64_t expires);
+
+/* For tests and the bench: the slots the last begin visited (its probes,
+ * the eviction's look-out and the shift of the evicted entry's run),
+ * counting each slot read or passed over. */
+uint32_t progress_table_begin_visits(progress_table *t);
+
+/* For tests only: called under the lock just before each write to a slot
+ * that the journal records (an insert, a shift, a repair's), with the
+ * slot (len bytes), so that a test can tear the write and kill the
+ * process there.  NULL (no call) unless a test sets it. */
+extern void (*progress_table_write_hook)(void *dst, size_t len);
 
 /* Lock calls that failed since the table was laid out, in any process
  * (EOWNERDEAD is not a failure: it is repaired). */

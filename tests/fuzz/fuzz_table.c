@@ -1,9 +1,11 @@
 /* libFuzzer target: the table against a plain model.  Each two input
  * bytes are one operation (begin, update, finish, lookup, sweep with a
- * budget, fail_owner, the clock's next second) on a small, crowded table
- * that evicts; after each, the table's invariants hold and every answer
- * is the model's. */
+ * budget, fail_owner, the clock's next second, a begin that dies inside
+ * the lock and a repair that may die too) on a small, crowded table that
+ * evicts; after each, the table's invariants hold and every answer is the
+ * model's. */
 #include <assert.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,94 @@ static void check_begin(progress_table *t, model_entry *m, uint32_t n, int32_t o
     m[n] = (model_entry){ PROGRESS_UPLOADING, 0, owner, ref };
 }
 
+/* A process that dies inside the lock is played by a thread that exits
+ * holding the robust mutex: the next lock gets EOWNERDEAD and repairs.
+ * The thread dies at its write number die_at to a slot, the write torn
+ * (its first torn_bytes bytes scribbled), or ends its call normally if it
+ * makes fewer writes. */
+static _Thread_local int dying;
+static uint32_t die_at, writes_seen, torn_bytes;
+
+static void tear_and_exit(void *dst, size_t len)
+{
+    if (!dying || writes_seen++ != die_at) return;
+    memset(dst, 0x5a, torn_bytes < len ? torn_bytes : len);
+    pthread_exit(NULL);
+}
+
+typedef struct {
+    progress_table *t;
+    progress_id id;
+    int32_t owner;
+    uint32_t ref;
+    int64_t now;
+    int died;
+} dying_call;
+
+static void *begin_and_die(void *arg)
+{
+    dying_call * const c = arg;
+    dying = c->died = 1;
+    progress_table_begin(c->t, &c->id, 100, c->owner, c->ref, c->now);
+    c->died = 0;
+    return NULL;
+}
+
+static void *repair_and_die(void *arg)
+{
+    dying_call * const c = arg;
+    dying = c->died = 1;
+    progress_table_count(c->t);   /* the lock, so the repair */
+    c->died = 0;
+    return NULL;
+}
+
+static int run_dying(void *(*call)(void *), dying_call *c, uint32_t at, uint32_t torn)
+{
+    pthread_t thread;
+    die_at = at;
+    torn_bytes = torn;
+    writes_seen = 0;
+    if (pthread_create(&thread, NULL, call, c) != 0) abort();
+    pthread_join(thread, NULL);
+    return c->died;
+}
+
+/* A begin of n that may die at any of its writes, then a repair that may
+ * die too; the next lock repairs.  Whatever the death cut short, the
+ * table holds what the model held but for n (begun or not, or lost if it
+ * was a finished entry being taken over) and at most one finished entry
+ * of the earliest expiry (the eviction's); nothing in flight is lost. */
+static void check_death_in_begin(progress_table *t, model_entry *m, uint32_t n,
+                                 int32_t owner, uint32_t ref, int64_t now,
+                                 uint8_t how, uint8_t when)
+{
+    int64_t earliest = INT64_MAX;
+    for (int k = 0; k < IDS; ++k)
+        if (m[k].state > PROGRESS_UPLOADING && m[k].expires < earliest) earliest = m[k].expires;
+    dying_call c = { t, make_id(n), owner, ref, now, 0 };
+    if (run_dying(begin_and_die, &c, when % 4, how % 65))
+        run_dying(repair_and_die, &c, (when >> 2) % 4, (how >> 1) % 65);
+    int lost = 0;
+    for (int k = 0; k < IDS; ++k) {
+        if (k == (int)n || m[k].state == 0 || held(t, (uint32_t)k)) continue;
+        assert(m[k].state > PROGRESS_UPLOADING && m[k].expires == earliest);
+        m[k].state = 0;
+        ++lost;
+    }
+    assert(lost <= 1);
+    progress_snapshot s;
+    if (progress_table_lookup(t, &c.id, INT64_MIN, &s) != 1) {
+        assert(m[n].state != PROGRESS_UPLOADING);
+        m[n].state = 0;
+    } else if (m[n].state != PROGRESS_UPLOADING && s.state == PROGRESS_UPLOADING) {
+        assert(s.owner_pid == owner && s.owner_ref == ref);
+        m[n] = (model_entry){ PROGRESS_UPLOADING, 0, owner, ref };
+    } else {
+        assert((int)s.state == m[n].state);
+    }
+}
+
 static void check_lookup(progress_table *t, const model_entry *m, uint32_t n, int64_t now)
 {
     progress_snapshot s;
@@ -104,6 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uint8_t key[16] = { 9, 8, 7, 6, 5, 4, 3, 2, 1 };
+    progress_table_write_hook = tear_and_exit;
     void * const mem = calloc(1, progress_table_bytes(MAX));
     progress_table * const t = progress_table_init(mem, MAX, key);
     assert(t != NULL);
@@ -115,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const int32_t owner = 1 + (data[i + 1] >> 4) % OWNERS;
         const uint32_t ref = (uint32_t)i;
         const progress_id id = make_id(n);
-        switch (data[i] % 8) {
+        switch (data[i] % 9) {
         case 0: case 1:
             check_begin(t, m, n, owner, ref, now);
             break;
@@ -157,6 +248,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             assert(progress_table_fail_owner(t, owner, 500, now + 1) == failed);
             break;
         }
+        case 7:
+            check_death_in_begin(t, m, n, owner, ref, now, data[i + 1], data[i] >> 4);
+            break;
         default:
             ++now;
         }

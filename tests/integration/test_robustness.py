@@ -7,12 +7,17 @@ import signal
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from lighty import (ROOT, Lighttpd, SlowUpload, in_root, make_ids, module_path,
                     serving_pid, wait_for_workers, wait_until)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from random_ids import rss_shmem_kb  # noqa: E402
 
 IDS = make_ids(0x12f00, 8)
 
@@ -79,15 +84,6 @@ def test_uploads_in_flight_across_a_graceful_restart_or_stop_lose_no_lock_call(
     assert calls > 0, "the shim saw no lock call"
     assert failed == [], failed
     assert "could not take the table's lock" not in server.error_log()
-
-
-def rss_shmem_kb(pid):
-    """Shared memory resident in pid's page tables, in kB."""
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("RssShmem:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssShmem in /proc/%d/status" % pid)
 
 
 def test_a_workers_death_does_not_make_a_huge_table_resident(make_server):

@@ -1,6 +1,7 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <check.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -16,6 +17,14 @@ static const uint8_t KEY[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 
 enum { OWNER = 100, OTHER = 200 };
 
 static progress_table *table;
+
+/* Under valgrind everything is slow: the largest tests then run smaller
+ * (the same paths, fewer entries, rounds or lookups). */
+static int under_valgrind(void)
+{
+    const char * const preload = getenv("LD_PRELOAD");
+    return preload != NULL && strstr(preload, "vgpreload") != NULL;
+}
 
 static progress_table *new_table(uint32_t max_entries)
 {
@@ -586,6 +595,86 @@ START_TEST(eviction_in_a_large_full_table_frees_a_slice_of_the_oldest)
 }
 END_TEST
 
+/* The layouts that made one eviction walk the whole table (issue 18): a
+ * full table of 1,000,000 entries (100,000 under valgrind), and one begin
+ * of a new id. */
+enum { EVICT_WINDOW = 4096 };
+static uint32_t big;   /* the size of the test's table */
+
+static progress_table *new_big_table(void)
+{
+    big = under_valgrind() ? 100000 : 1000000;
+    return new_table(big);
+}
+
+static void fill_finished(progress_table *t, uint32_t n, int64_t (*expires)(uint32_t))
+{
+    for (uint32_t k = 0; k < n; ++k) {
+        ck_assert_int_eq(begin(t, k, 1, k, 0), PROGRESS_BEGIN_OK);
+        if (expires(k) >= 0) ck_assert_int_eq(finish(t, k, k, PROGRESS_DONE, 200, expires(k)), 1);
+    }
+}
+
+static int64_t one_earliest_then_later(uint32_t k) { return k == 0 ? 100 : 200; }
+static int64_t one_per_second(uint32_t k) { return 100 + k; }
+static int64_t all_in_flight_but_one(uint32_t k) { return k == big / 2 ? 100 : -1; }
+
+static uint32_t visits_of_one_new_begin(progress_table *t, uint32_t n, progress_begin_result want)
+{
+    ck_assert_int_eq(begin(t, n, 1, n, 0), want);
+    return progress_table_begin_visits(t);
+}
+
+/* A stale next_expiry: the one entry of the earliest second is taken over
+ * by a new upload, so no finished entry expires then any more. */
+START_TEST(one_begin_visits_two_windows_at_most_after_the_earliest_is_taken_over)
+{
+    table = new_big_table();
+    fill_finished(table, big, one_earliest_then_later);
+    ck_assert_int_eq(begin(table, 0, 1, 0, 0), PROGRESS_BEGIN_OK);
+    const uint32_t visits = visits_of_one_new_begin(table, big, PROGRESS_BEGIN_OK);
+    printf("stale next_expiry: %u slots visited\n", visits);
+    ck_assert_uint_le(visits, 2 * EVICT_WINDOW);
+    ck_assert_uint_eq(progress_table_count(table), big);
+}
+END_TEST
+
+/* One entry per expiry second: the earliest is one of a million. */
+START_TEST(one_begin_visits_two_windows_at_most_with_one_entry_per_second)
+{
+    table = new_big_table();
+    fill_finished(table, big, one_per_second);
+    for (uint32_t k = 0; k < 3; ++k) {
+        const uint32_t visits = visits_of_one_new_begin(table, big + k, PROGRESS_BEGIN_OK);
+        printf("one entry per second: %u slots visited\n", visits);
+        ck_assert_uint_le(visits, 2 * EVICT_WINDOW);
+    }
+}
+END_TEST
+
+/* Every entry in flight but one: no begin walks the table to find it, and
+ * the begins that follow do find it, a stretch further each. */
+START_TEST(one_begin_visits_two_windows_at_most_when_all_but_one_are_in_flight)
+{
+    table = new_big_table();
+    fill_finished(table, big, all_in_flight_but_one);
+    uint32_t visits, tries = 0, most = 0;
+    while (begin(table, big, 1, big, 0) != PROGRESS_BEGIN_OK) {
+        visits = progress_table_begin_visits(table);
+        most = visits > most ? visits : most;
+        ck_assert_uint_le(++tries, progress_table_slots(table) / EVICT_WINDOW + 1);
+    }
+    visits = progress_table_begin_visits(table);
+    most = visits > most ? visits : most;
+    printf("all in flight but one: found after %u begins, at most %u slots visited\n",
+           tries, most);
+    ck_assert_uint_le(most, 2 * EVICT_WINDOW);
+    ck_assert_int_eq(get(table, big / 2, 0).state, PROGRESS_STARTING);   /* evicted */
+    ck_assert_int_eq(begin(table, big + 1, 1, big + 1, 0), PROGRESS_BEGIN_FULL);
+    ck_assert_uint_le(progress_table_begin_visits(table), 2 * EVICT_WINDOW);
+}
+END_TEST
+
 /* --- one table in shared memory, several processes ------------------- */
 
 static progress_table *new_shared_table(uint32_t max_entries, size_t *bytes)
@@ -771,6 +860,41 @@ START_TEST(fail_owner_reads_no_group_of_slots_without_entries)
 }
 END_TEST
 
+/* A poll or an event stream of an id nobody uses reads no slot: its home
+ * group has no entries (in a large table, nearly always).  Lookups of
+ * random ids in a huge table with a few entries make no page resident
+ * beyond the group counts. */
+START_TEST(lookups_of_unknown_ids_read_no_page_of_slots_without_entries)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(1u << 20, &bytes);   /* 80 MiB */
+    for (uint32_t n = 0; n < 100; ++n) {
+        ck_assert_int_eq(begin(t, n, 1, n, 0), PROGRESS_BEGIN_OK);
+        if (n % 2) ck_assert_int_eq(finish(t, n, n, PROGRESS_DONE, 200, 50), 1);
+    }
+    const size_t before = resident_pages(t, bytes);
+    srand(99);
+    progress_snapshot s;
+    uint32_t found = 0;
+    const uint32_t lookups = under_valgrind() ? 30000 : 300000;
+    for (uint32_t k = 0; k < lookups; ++k) {
+        progress_id id;
+        for (size_t b = 0; b < sizeof id.bytes; ++b) id.bytes[b] = (uint8_t)rand();
+        found += (uint32_t)progress_table_lookup(t, &id, 0, &s);
+    }
+    ck_assert_uint_eq(found, 0);
+    for (uint32_t n = 0; n < 100; ++n)
+        ck_assert_int_eq(get(t, n, 0).state, n % 2 ? PROGRESS_DONE : PROGRESS_UPLOADING);
+    const size_t after = resident_pages(t, bytes);
+    /* the group counts: a byte for 64 slots, 20 KiB */
+    const size_t counts = (progress_table_slots(t) / 64 + 4095) / 4096 + 1;
+    printf("%u lookups of unknown ids: %zu resident pages -> %zu\n", lookups, before, after);
+    ck_assert_uint_le(after, before + counts);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+}
+END_TEST
+
 static time_t monotonic_seconds(void)
 {
     struct timespec ts;
@@ -778,30 +902,85 @@ static time_t monotonic_seconds(void)
     return ts.tv_sec;
 }
 
+/* Deaths inside a repair, counted by the children that die there. */
+static volatile uint32_t *repair_deaths;
+static uint32_t writes, die_at_write;
+static int repairing;
+
+/* A child's hook: at its chosen write to a slot, tears it (a random prefix
+ * of random bytes, as a death in the middle of the copy would) and dies. */
+static void tear_and_die(void *dst, size_t len)
+{
+    if (writes++ != die_at_write) return;
+    unsigned char * const bytes = dst;
+    const size_t torn = (size_t)rand() % (len + 1);
+    for (size_t k = 0; k < torn; ++k) bytes[k] = (unsigned char)rand();
+    if (repairing) ++*repair_deaths;
+    raise(SIGKILL);
+}
+
+/* A child that takes the lock first thing: if the last holder died inside
+ * it, the child repairs, and dies at a random write of its repair or, if
+ * the repair has fewer, checks the invariants.  Returns whether it died
+ * (then a death inside a repair); fails the test if the check did. */
+static int repair_and_maybe_die(progress_table *t, int round)
+{
+    const unsigned seed = (unsigned)rand();
+    const pid_t child = fork();
+    if (child == 0) {
+        srand(seed);
+        die_at_write = (uint32_t)rand() % 8;
+        repairing = 1;
+        progress_table_write_hook = tear_and_die;
+        _exit(progress_table_check(t) == NULL ? 0 : 1);
+    }
+    ck_assert_int_gt(child, 0);
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) return 1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        ck_abort_msg("round %d: the invariants fail after a repair", round);
+    return 0;
+}
+
 /* Children churn a full table and are killed at random moments, mostly
- * inside the lock: each new upload evicts a finished entry, and the
- * eviction shifts the rest of its probe run (long at the table's load),
- * so many deaths cut a shift short.  The next holder repairs the table
- * from its slots: after each death the invariants hold, and at the end a
- * sweep frees every entry. */
+ * inside the lock, or die at a random write (torn): each new upload
+ * evicts a finished entry, and the eviction shifts the rest of its probe
+ * run (long at the table's load), so many deaths cut a shift short.  The next holder is a child that
+ * repairs and may itself die at any write of the repair (the write torn),
+ * up to four times in a row, each repair taking over a repair cut short.
+ * After each death the next holder of the lock finds the invariants
+ * hold; at the end a sweep frees every entry.  1,000 deaths, 100 of them
+ * inside a repair at least (about 2 s; under valgrind, what 20 s allow). */
 START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
 {
-    enum { MAX = 1024, ROUNDS = 1000, MOST_SECONDS = 8 };
+    enum { MAX = 1024, DEATHS = 1000, REPAIR_DEATHS = 100, CHAIN = 4 };
     size_t bytes;
     progress_table *t = new_shared_table(MAX, &bytes);
+    repair_deaths = mmap(NULL, sizeof *repair_deaths, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne((void *)repair_deaths, MAP_FAILED);
     for (uint32_t n = 0; n < MAX; ++n) {
         ck_assert_int_eq(begin(t, n, 10, n, 0), PROGRESS_BEGIN_OK);
         ck_assert_int_eq(finish(t, n, n, PROGRESS_DONE, 200, 100), 1);
     }
     srand(4242);
-    /* (fewer rounds where forks are slow, as under valgrind) */
-    const time_t stop = monotonic_seconds() + MOST_SECONDS;
-    for (int round = 0; round < ROUNDS && monotonic_seconds() < stop; ++round) {
+    uint32_t deaths = 0, in_repair = 0;
+    /* (under valgrind, where forks are slow, as many as 20 seconds allow) */
+    const int valgrind = under_valgrind();
+    const time_t stop = monotonic_seconds() + 20;
+    int round = 0;
+    for (; (deaths < DEATHS || in_repair < REPAIR_DEATHS)
+           && !(valgrind && monotonic_seconds() >= stop); ++round) {
         const unsigned seed = (unsigned)rand();
         /* (no ck_assert in the child: a kill inside one would tear Check's log) */
         const pid_t child = fork();
         if (child == 0) {
             srand(seed);
+            /* killed by the test at a random moment, or dying at a random
+             * write (in a shift, most of them) if that comes first */
+            die_at_write = (uint32_t)rand() % 4000;
+            progress_table_write_hook = tear_and_die;
             const int32_t pid = (int32_t)getpid();
             const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
                                             .size = 10, .received = 10 };
@@ -816,9 +995,20 @@ START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
         nanosleep(&pause, NULL);
         kill(child, SIGKILL);
         ck_assert_int_eq(waitpid(child, NULL, 0), child);
+        ++deaths;
+        for (int k = 0; k < CHAIN && repair_and_maybe_die(t, round); ++k) {
+            ++deaths;
+            ++in_repair;
+        }
         const char * const problem = progress_table_check(t);
         if (problem) ck_abort_msg("round %d: %s", round, problem);
         progress_table_fail_owner(t, (int32_t)child, 500, 100);
+    }
+    printf("%d rounds: %u deaths, %u of them inside a repair\n", round, deaths, in_repair);
+    ck_assert_uint_eq(*repair_deaths, in_repair);
+    if (!valgrind) {
+        ck_assert_uint_ge(deaths, DEATHS);
+        ck_assert_uint_ge(in_repair, REPAIR_DEATHS);
     }
     /* (a death may lose the dead's own new upload, nothing else) */
     ck_assert_uint_le(progress_table_count(t), MAX);
@@ -826,6 +1016,7 @@ START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
     ck_assert_uint_eq(progress_table_count(t), 0);
     progress_table_destroy(t);
     munmap(t, bytes);
+    munmap((void *)repair_deaths, sizeof *repair_deaths);
 }
 END_TEST
 
@@ -858,6 +1049,9 @@ static Suite *table_suite(void)
     tcase_add_test(tc, eviction_frees_one_finished_entry_per_new_upload);
     tcase_add_test(tc, a_finished_entry_with_expiry_zero_expires_after_second_zero);
     tcase_add_test(tc, table_bytes_never_wrap);
+    tcase_add_test(tc, one_begin_visits_two_windows_at_most_after_the_earliest_is_taken_over);
+    tcase_add_test(tc, one_begin_visits_two_windows_at_most_with_one_entry_per_second);
+    tcase_add_test(tc, one_begin_visits_two_windows_at_most_when_all_but_one_are_in_flight);
     suite_add_tcase(s, tc);
     tc = tcase_create("shared");
     tcase_set_timeout(tc, 120);
@@ -866,6 +1060,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, a_process_killed_at_any_moment_blocks_nobody);
     tcase_add_test(tc, a_sweep_reads_no_group_of_slots_without_entries);
     tcase_add_test(tc, fail_owner_reads_no_group_of_slots_without_entries);
+    tcase_add_test(tc, lookups_of_unknown_ids_read_no_page_of_slots_without_entries);
     tcase_add_test(tc, a_death_inside_the_lock_leaves_a_consistent_table);
     suite_add_tcase(s, tc);
     return s;
