@@ -15,7 +15,7 @@
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define ALIGN 64 /* the counters' cache lines */
 
-static const char MAGIC[8] = "uplprog\n";
+static const char MAGIC[8] = "uplprog"; /* (and its NUL) */
 
 struct region_header {
     char magic[8];
