@@ -1,5 +1,6 @@
 """A graceful restart (SIGUSR1: systemctl reload) keeps the table: with 1 and
 4 workers, with and without server.graceful-restart-bg (doc/reload.md)."""
+import json
 import os
 import re
 import signal
@@ -296,3 +297,41 @@ def test_twenty_reloads_with_uploads_in_flight_leave_one_region(make_server, tmp
     for pid in ids:   # and it kept every upload
         assert counts(server.poll(pid)[0]) == {"state": "done", "size": 20000,
                                                "received": 20000}
+
+
+def progress_events(stream):
+    return [json.loads(data) for name, data in stream.events if name == "progress"]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_stream_that_reconnects_after_a_reload_follows_the_same_upload(make_server, tmp_path,
+                                                                         workers):
+    """graceful-restart-bg: the old generation's stream ends without a final
+    event; EventSource's next connection reaches the new generation, which
+    follows the upload the old one still receives to its end."""
+    from test_events import H1Stream
+    server = start(make_server, tmp_path, workers, True)
+    up = SlowUpload(server.port, "/sink.cgi", size=30000, pid=ID)
+    try:
+        up.send(10000)
+        server.wait_for(ID, lambda a: a.get("received") == 10000)
+        first = H1Stream(server.port, "?X-Progress-ID=" + ID)
+        n = signal_reload(server)
+        while not first.ended:
+            first.pump()
+        first.close()
+        seen = progress_events(first)   # (no final event: the upload goes on)
+        assert seen and all(a["state"] == "uploading" for a in seen), seen
+        wait_reloaded_keeping_old(server, n)
+        again = H1Stream(server.port, "?X-Progress-ID=" + ID)
+        assert counts(progress_events(again)[0]) == {"state": "uploading", "received": 10000,
+                                                     "size": 30000}
+        up.send(20000)
+        assert up.response()[0] == 200
+        while not again.ended:
+            again.pump()
+        again.close()
+        assert progress_events(again)[-1] == {"state": "done", "received": 30000,
+                                              "size": 30000}
+    finally:
+        up.close()
