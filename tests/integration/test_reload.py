@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lighty import (ID, SlowUpload, abort_midway, counts, in_root, make_ids, module_path,
-                    raw_request, wait_for_workers)
+                    raw_request, wait_for, wait_for_workers)
 
 MODES = [(1, False), (4, False), (1, True), (4, True)]
 MODE_IDS = ["1-worker", "4-workers", "1-worker-bg", "4-workers-bg"]
@@ -134,6 +134,24 @@ def region_of(pid):
     return mappings, fds, inodes, shmem, anon
 
 
+def region_fds_inheritable(server):
+    """(pid, fd) of the region's fds that an exec would take along: a CGI
+    started from that process would get the region."""
+    found = []
+    for pid in group(server):
+        for fd in Path("/proc/%d/fd" % pid).iterdir():
+            try:
+                if not os.readlink(fd).startswith(REGION):
+                    continue
+                info = Path("/proc/%d/fdinfo/%s" % (pid, fd.name)).read_text()
+            except OSError:
+                continue
+            flags = int(re.search(r"flags:\s+([0-7]+)", info).group(1), 8)
+            if not flags & 0o2000000:   # O_CLOEXEC
+                found.append((pid, int(fd.name)))
+    return found
+
+
 def region_kib(pid):
     """The memory the region itself holds (its pages in use), in kB."""
     for fd in Path("/proc/%d/fd" % pid).iterdir():
@@ -191,6 +209,9 @@ def test_an_upload_in_flight_is_followed_across_reloads_to_its_end(make_server, 
         if bg:
             wait_reloaded_keeping_old(server, n)
             server.wait_for(ID, lambda a: a.get("received") == up.sent, timeout=10)
+            # the exec took the region along; old and new close it on exec
+            # again (the old one within a second)
+            wait_for(lambda: region_fds_inheritable(server), lambda left: not left)
     up.send(size - up.sent)
     assert up.response()[0] == 200
     up.close()
@@ -294,6 +315,7 @@ def test_twenty_reloads_with_uploads_in_flight_leave_one_region(make_server, tmp
         # the region's pages and the page of the count of event streams,
         # nothing of earlier generations
         assert shmem <= kib + 4, (pid, shmem, kib)
+    assert region_fds_inheritable(server) == []
     for pid in ids:   # and it kept every upload
         assert counts(server.poll(pid)[0]) == {"state": "done", "size": 20000,
                                                "received": 20000}
