@@ -46,9 +46,9 @@ def wait_for_old_generation(log):
             % (count % ("continuing to handle", log), count % ("server started", log)))
 
 
-def start(make_server, tmp_path, workers, bg, extra=""):
+def start(make_server, tmp_path, workers, bg, extra="", **kw):
     log = tmp_path / "s0" / "error.log"   # (make_server's first server)
-    server = make_server(config(workers, bg, extra, log))
+    server = make_server(config(workers, bg, extra, log), **kw)
     wait_for_workers(server, workers)
     return server
 
@@ -357,3 +357,17 @@ def test_a_stream_that_reconnects_after_a_reload_follows_the_same_upload(make_se
                                               "size": 30000}
     finally:
         up.close()
+
+
+@pytest.mark.parametrize("workers,bg", [(1, False), (4, True)], ids=["1-worker", "4-workers-bg"])
+def test_the_counters_of_the_status_page_survive_a_reload(make_server, tmp_path, workers, bg):
+    from test_counters import STATS, expect_everywhere
+    from test_counters import counts as stats
+    server = start(make_server, tmp_path, workers, bg, 'status.statistics-url = "%s"\n' % STATS,
+                   modules=("mod_uploadprogress", "mod_cgi", "mod_status"))
+    for pid in make_ids(0x2330, 2):
+        assert upload(server, pid, 100) == 200
+    kept = stats(tracked=2, done=2, entries=2)
+    expect_everywhere(server, kept, reads=2)
+    reload(server, workers)
+    expect_everywhere(server, kept, reads=2)
