@@ -372,8 +372,8 @@ static void log_region_refused(server * const srv, const progress_region_result 
     log_error(srv->errh, __FILE__, __LINE__,
       "upload-progress: the table of the previous generation is not used "
       "(%s: %s); starting with an empty table",
-      PROGRESS_REGION_OTHER_LAYOUT == result
-        ? "made by another build of the module" : "not a table", why);
+      PROGRESS_REGION_OTHER_LAYOUT == result ? "made by another build of the module"
+      : PROGRESS_REGION_GONE == result ? "gone" : "not a table", why);
 }
 
 /* The counters and the table: the region the previous generation of a
