@@ -8,6 +8,7 @@
  * describes the behaviour. */
 #include "first.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include "progress_counters.h"
 #include "progress_id.h"
 #include "progress_push.h"
+#include "progress_region.h"
 #include "progress_render.h"
 #include "progress_table.h"
 #include "request_ctx.h"
@@ -97,10 +99,14 @@ typedef struct {
     plugin_config defaults;
     plugin_config conf;
 
-    progress_table *table;        /* in a MAP_SHARED mapping */
-    size_t table_bytes;           /* the mapping: the table, then push_shared */
-    void *push_shared;            /* the count of event streams */
-    uint32_t max_entries;
+    progress_region region;       /* the counters and the table: outlives
+                                   * a graceful restart */
+    progress_table *table;        /* in the region */
+    void *push_shared;            /* the count of event streams: one per
+                                   * generation, in a mapping of its own */
+    uint32_t max_entries;         /* the table's (the region's) */
+    unsigned char restart_bg;     /* server.graceful-restart-bg is on */
+    unsigned char region_inherited; /* an exec would take the region along */
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
     log_limit log_limits[LOG_KINDS];
@@ -114,7 +120,7 @@ typedef struct {
     uint32_t uploads_used;
     uint32_t nfree;
 
-    progress_counters *counters;  /* in a MAP_SHARED mapping of their own */
+    progress_counters *counters;  /* in the region */
     /* what this process last put into plugin_stats: the counts, then the
      * entries */
     unsigned long published[PROGRESS_COUNT_N + 1];
@@ -130,18 +136,18 @@ INIT_FUNC(mod_uploadprogress_init) {
 
 FREE_FUNC(mod_uploadprogress_free) {
     plugin_data * const p = p_d;
-    if (NULL != p->counters)
-        munmap(p->counters, progress_counters_bytes());
     for (uint32_t i = 0; i < p->uploads_used; ++i)
         free(p->uploads[i]);
     free(p->uploads);
     free(p->free_refs);
     progress_push_free(p->push);
+    if (NULL != p->push_shared)
+        munmap(p->push_shared, progress_push_shared_bytes());
     /* Only unmapped, never destroyed: the watcher frees its plugins while
-     * the old workers of a graceful restart or stop still use the lock;
-     * the last process to unmap the table takes it along. */
-    if (NULL != p->table)
-        munmap(p->table, p->table_bytes);
+     * the old workers of a graceful restart or stop still use the lock.
+     * The region's fd stays open: the next generation of a graceful
+     * restart attaches to it; a stop ends the process and the region. */
+    progress_region_unmap(&p->region);
     test_plant_at_exit(p->is_worker);
 }
 
@@ -307,22 +313,6 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
     }
 }
 
-/* Shared like the table, so that the status page counts for the whole
- * server whichever worker answers it. */
-__attribute_cold__
-static int mod_uploadprogress_counters_create(server * const srv, plugin_data * const p) {
-    void * const mem = mmap(NULL, progress_counters_bytes(), PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (MAP_FAILED == mem) {
-        log_perror(srv->errh, __FILE__, __LINE__,
-          "upload-progress: mmap of %zu bytes for the counters",
-          progress_counters_bytes());
-        return 0;
-    }
-    p->counters = progress_counters_init(mem);
-    return 1;
-}
-
 /* Whether count i has changed since this process last published it (or
  * `always`); remembers n as published. */
 static int count_to_publish(plugin_data * const p, const int i, const unsigned long n, const int always) {
@@ -354,46 +344,99 @@ static void mod_uploadprogress_publish_counts(plugin_data * const p, const int a
         stats_set(CONST_STR_LEN("uploadprogress.entries"), entries);
 }
 
+/* The table's hash key, made for each fresh table. */
 __attribute_cold__
-static int mod_uploadprogress_table_create(server * const srv, plugin_data * const p) {
-    uint8_t key[16];
+static void table_key(uint8_t key[16]) {
     /* (early at boot the kernel's pool may not be ready: never wait) */
-    if (getrandom(key, sizeof key, GRND_NONBLOCK) != (ssize_t)sizeof key) {
+    if (getrandom(key, 16, GRND_NONBLOCK) != 16) {
         /* not secret, but still differs per start */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         const uint64_t mix[2] = { (uint64_t)ts.tv_nsec, (uint64_t)getpid() };
-        memcpy(key, mix, sizeof key);
+        memcpy(key, mix, 16);
     }
-    /* Shared and anonymous: lighttpd forks its workers after set_defaults,
-     * so every worker sees this one table.  Zero-filled, as the table
-     * requires; pages are touched only as entries use them.  The count of
-     * event streams of all workers follows it in the same mapping. */
-    const size_t table_bytes = progress_table_bytes(p->max_entries);
-    const size_t push_at = (table_bytes + 63) & ~(size_t)63;
-    if (0 == table_bytes || push_at > SIZE_MAX - progress_push_shared_bytes()) {
+}
+
+__attribute_cold__
+static void log_region_found(server * const srv, const plugin_data * const p, const uint32_t configured) {
+    if (configured != p->max_entries)
         log_error(srv->errh, __FILE__, __LINE__,
-          "upload-progress: a table of %u entries is more than this "
-          "system can address: lower upload-progress.max-entries",
-          p->max_entries);
+          "upload-progress: upload-progress.max-entries %u takes effect at "
+          "the next full restart (stop and start): the table kept across "
+          "this graceful restart holds %u entries", configured, p->max_entries);
+    else if (p->defaults.debug)
+        log_error(srv->errh, __FILE__, __LINE__,
+          "upload-progress: the table of the previous generation is kept "
+          "(%u entries)", p->max_entries);
+}
+
+__attribute_cold__
+static void log_region_refused(server * const srv, const progress_region_result result, const char * const why) {
+    log_error(srv->errh, __FILE__, __LINE__,
+      "upload-progress: the table of the previous generation is not used "
+      "(%s: %s); starting with an empty table",
+      PROGRESS_REGION_OTHER_LAYOUT == result ? "made by another build of the module"
+      : PROGRESS_REGION_GONE == result ? "gone" : "not a table", why);
+}
+
+/* The counters and the table: the region the previous generation of a
+ * graceful restart named in the environment, else a fresh one.  Shared:
+ * lighttpd forks its workers after set_defaults, so every worker sees this
+ * one region, and the next generation (the same process, or the one
+ * graceful-restart-bg execs) finds it by its fd (doc/reload.md). */
+__attribute_cold__
+static int mod_uploadprogress_region_open(server * const srv, plugin_data * const p) {
+    uint8_t key[16];
+    char why[160];
+    table_key(key);
+    const uint32_t configured = p->max_entries;
+    const progress_region_result result =
+      progress_region_open(&p->region, getenv(PROGRESS_REGION_ENV),
+                           configured, key, why, sizeof why);
+    switch (result) {
+      case PROGRESS_REGION_FAILED:
+        if (EOVERFLOW == errno)
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress: a table of %u entries is more than this "
+              "system can address: lower upload-progress.max-entries",
+              configured);
+        else
+            log_perror(srv->errh, __FILE__, __LINE__,
+              "upload-progress: shared memory for a table of %u entries",
+              configured);
         return 0;
+      case PROGRESS_REGION_NEW:
+        break;
+      case PROGRESS_REGION_FOUND:
+        p->max_entries = p->region.max_entries;
+        log_region_found(srv, p, configured);
+        break;
+      default:
+        log_region_refused(srv, result, why);
+        break;
     }
-    p->table_bytes = push_at + progress_push_shared_bytes();
-    void * const mem = mmap(NULL, p->table_bytes, PROT_READ | PROT_WRITE,
+    char fd_text[16];
+    progress_region_fd_text(&p->region, fd_text, sizeof fd_text);
+    setenv(PROGRESS_REGION_ENV, fd_text, 1);
+    p->table = p->region.table;
+    p->counters = p->region.counters;
+    p->restart_bg = (unsigned char)config_feature_bool(srv, "server.graceful-restart-bg", 0);
+    return 1;
+}
+
+/* The count of event streams: the old generation's streams end with it,
+ * so each generation counts its own (zero-filled, shared by its workers). */
+__attribute_cold__
+static int mod_uploadprogress_push_shared_create(server * const srv, plugin_data * const p) {
+    void * const mem = mmap(NULL, progress_push_shared_bytes(), PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (MAP_FAILED == mem) {
         log_perror(srv->errh, __FILE__, __LINE__,
-          "upload-progress: mmap of %zu bytes for the table", p->table_bytes);
+          "upload-progress: mmap of %zu bytes for the count of event streams",
+          progress_push_shared_bytes());
         return 0;
     }
-    p->table = progress_table_init(mem, p->max_entries, key);
-    if (NULL == p->table) {
-        log_error(srv->errh, __FILE__, __LINE__,
-          "upload-progress: cannot set up the table's process-shared lock");
-        munmap(mem, p->table_bytes);
-        return 0;
-    }
-    p->push_shared = (char *)mem + push_at;
+    p->push_shared = mem;
     p->pid = getpid();
     return 1;
 }
@@ -403,8 +446,10 @@ static void publish_live_counts(void *p_d);
 
 __attribute_cold__
 static void mod_uploadprogress_push_create(const server * const srv, plugin_data * const p) {
-    /* one worker answers every poll live: nothing to publish */
-    p->push_config.publishes = srv->srvconf.max_worker > 1;
+    /* one worker answers every poll live: nothing to publish, unless
+     * graceful-restart-bg leaves it serving uploads beside the next
+     * generation's worker */
+    p->push_config.publishes = srv->srvconf.max_worker > 1 || p->restart_bg;
     p->push_config.plugin_id = (size_t)p->id;
     p->push_config.answer = current_answer;
     p->push_config.publish = publish_live_counts;
@@ -469,8 +514,8 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
             mod_uploadprogress_merge_config(&p->defaults, cpv);
     }
 
-    if (!mod_uploadprogress_table_create(srv, p)
-        || !mod_uploadprogress_counters_create(srv, p))
+    if (!mod_uploadprogress_region_open(srv, p)
+        || !mod_uploadprogress_push_shared_create(srv, p))
         return HANDLER_ERROR;
     mod_uploadprogress_push_create(srv, p);
     return HANDLER_GO_ON;
@@ -483,6 +528,29 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
     p->is_worker = 1;
     mod_uploadprogress_publish_counts(p, 1); /* every key, from the start */
     return HANDLER_GO_ON;
+}
+
+/* With server.graceful-restart-bg, lighttpd runs the sighup hooks just
+ * before it forks and execs the next generation, and it turns the feature
+ * flag off first (so that it happens once): then the exec must take the
+ * region's fd along.  A plain SIGHUP (logs) leaves the flag on. */
+SIGHUP_FUNC(mod_uploadprogress_sighup) {
+    plugin_data * const p = p_d;
+    if (!p->restart_bg || config_feature_bool(srv, "server.graceful-restart-bg", 0))
+        return HANDLER_GO_ON;
+    if (0 == progress_region_inherit(&p->region, 1))
+        p->region_inherited = 1;
+    else
+        log_perror(srv->errh, __FILE__, __LINE__,
+          "upload-progress: the table cannot be handed to the next generation");
+    return HANDLER_GO_ON;
+}
+
+/* The old generation that graceful-restart-bg leaves running: what it
+ * execs from now on (CGI, say) must not get the region. */
+static void region_keep_from_exec(plugin_data * const p) {
+    if (p->region_inherited && 0 == progress_region_inherit(&p->region, 0))
+        p->region_inherited = 0;
 }
 
 /* In the watcher process of server.max-worker > 1 (never a worker itself):
@@ -947,6 +1015,7 @@ static void publish_live_counts(void * const p_d) {
 /* Once a second: publish, and free expired entries. */
 TRIGGER_FUNC(mod_uploadprogress_trigger) {
     plugin_data * const p = p_d;
+    region_keep_from_exec(p);
     publish_live_counts(p);
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
@@ -974,6 +1043,7 @@ static const plugin mod_uploadprogress_plugin = {
     .handle_subrequest     = mod_uploadprogress_subrequest,
     .handle_trigger        = mod_uploadprogress_trigger,
     .handle_waitpid        = mod_uploadprogress_waitpid,
+    .handle_sighup         = mod_uploadprogress_sighup,
 };
 
 __attribute_cold__

@@ -120,6 +120,20 @@ progress_table *progress_table_init(void *mem, uint32_t max_entries,
     return t;
 }
 
+progress_table *progress_table_attach(void *mem, uint32_t max_entries)
+{
+    /* (both are written once, by init) */
+    progress_table * const t = mem;
+    if (t->max_entries != max_entries || t->nslots != slots_for(max_entries))
+        return NULL;
+    return t;
+}
+
+size_t progress_table_slot_bytes(void)
+{
+    return sizeof(struct slot);
+}
+
 void progress_table_destroy(progress_table *t)
 {
     pthread_mutex_destroy(&t->lock);

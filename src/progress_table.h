@@ -73,6 +73,18 @@ size_t progress_table_bytes(uint32_t max_entries);
  * key seeds the hash.  Returns NULL if the lock cannot be set up. */
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
                                     const uint8_t key[16]);
+/* The table progress_table_init() laid out in mem for max_entries, found
+ * again by another process (the next generation of a graceful restart);
+ * NULL if the block's own header says otherwise.  Nothing is written. */
+progress_table *progress_table_attach(void *mem, uint32_t max_entries);
+
+/* The layout of the block (struct progress_table and the slots): bump it
+ * by hand whenever either changes, so that a block laid out by another
+ * build is never attached (progress_region keeps it with the slot's size
+ * in its header). */
+#define PROGRESS_TABLE_LAYOUT 1
+size_t progress_table_slot_bytes(void);
+
 /* Destroys the lock: only for a table no other process can still use
  * (tests, private memory).  A shared table is just unmapped. */
 void progress_table_destroy(progress_table *t);
