@@ -90,3 +90,17 @@ def test_an_id_naming_two_releases_stops_with_what_to_pass(tmp_path):
     result = build(tmp_path, tree, "-Dlighttpd_version=1.4.85")
     assert result.returncode == 0, result.stdout
     assert TESTED not in result.stdout
+
+
+def test_a_package_this_release_lacks_stops_with_one_line_naming_it():
+    # what scripts/setup-build-deps does with its list, on a release that
+    # has neither alternative of a package (the first is installed here)
+    result = subprocess.run(
+        ["bash", "-c", "WHO=setup-build-deps; . scripts/apt-packages.sh; "
+         "install_packages gcc 'no-such-package-19|nor-this-one-19'"],
+        cwd=TOP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert result.returncode != 0
+    said = [line for line in result.stderr.splitlines() if line.startswith("setup-build-deps:")]
+    assert said == ["setup-build-deps: this system's apt sources have no package "
+                    "no-such-package-19 or nor-this-one-19 "
+                    "(known to work: Debian bookworm, trixie, sid)"], result.stderr
