@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/setup-build-deps and scripts/setup-deps: installs
 # Debian packages with apt, saying what first, on any Debian release whose
 # apt sources have them.  Each package may be a list of alternatives,
