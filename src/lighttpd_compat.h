@@ -1,6 +1,6 @@
 /* lighttpd_compat: every field or API of lighttpd that differs between the
- * releases the module supports (1.4.69 to 1.4.85), chosen at compile time
- * from the target's LIGHTTPD_VERSION_ID.  The hooks call these and never
+ * releases the module supports (1.4.69 to 1.4.85, and newer 1.4 with the
+ * newest paths), chosen at compile time from the target's version.  The hooks call these and never
  * test a version themselves.  Include after lighttpd's headers. */
 #ifndef LIGHTTPD_COMPAT_H
 #define LIGHTTPD_COMPAT_H
@@ -16,36 +16,31 @@
 #include "plugin.h"
 #include "request.h"
 
-/* A version as one comparable number: 1.4.69 is 0x010445. */
-#define LIGHTTPD_COMPAT_V(major, minor, patch) \
-    (((major) << 16) | ((minor) << 8) | (patch))
+#include "lighttpd_version.h"
 
-/* LIGHTTPD_VERSION_ID depends on the build system that made lighttpd:
- * autotools (Debian's packages) puts the patch number in the low byte
- * (1.4.69: 0x10445), meson and CMake put its decimal digits there as hex
- * (1.4.69: 0x10469).  Within the supported range the two never meet: the
- * autotools bytes are 0x45..0x55, the meson/CMake ones 0x69..0x85, so a
- * low byte whose digits are decimal and at least 0x60 is read as digits. */
-#define LIGHTTPD_COMPAT_ID_PATCH_BYTE (LIGHTTPD_VERSION_ID & 0xff)
-#define LIGHTTPD_COMPAT_ID_IS_DIGITS \
-    (LIGHTTPD_COMPAT_ID_PATCH_BYTE >= 0x60 \
-     && (LIGHTTPD_COMPAT_ID_PATCH_BYTE & 0x0f) <= 9 \
-     && (LIGHTTPD_COMPAT_ID_PATCH_BYTE >> 4) <= 9)
-#define LIGHTTPD_COMPAT_VERSION \
-    ((LIGHTTPD_VERSION_ID & ~0xff) \
-     | (LIGHTTPD_COMPAT_ID_IS_DIGITS \
-        ? (LIGHTTPD_COMPAT_ID_PATCH_BYTE >> 4) * 10 \
-          + (LIGHTTPD_COMPAT_ID_PATCH_BYTE & 0x0f) \
-        : LIGHTTPD_COMPAT_ID_PATCH_BYTE))
-
-/* The releases this source was built and tested against (doc/building.md);
- * -Dallow_untested_lighttpd=true (UPLOADPROGRESS_ALLOW_UNTESTED_LIGHTTPD)
- * builds for another one anyway, untested. */
-#ifndef UPLOADPROGRESS_ALLOW_UNTESTED_LIGHTTPD
-#if LIGHTTPD_COMPAT_VERSION < LIGHTTPD_COMPAT_V(1, 4, 69) \
- || LIGHTTPD_COMPAT_VERSION > LIGHTTPD_COMPAT_V(1, 4, 85)
-#error "mod_uploadprogress supports lighttpd 1.4.69 to 1.4.85; configure with -Dallow_untested_lighttpd=true to try another release, untested"
+/* The patch number of the target's 1.4 release (src/lighttpd_version.h).
+ * meson.build passes UPLOADPROGRESS_LIGHTTPD_PATCH from the tree's
+ * config.h (PACKAGE_VERSION) or -Dlighttpd_version, which settles the
+ * encoding of LIGHTTPD_VERSION_ID; without it the id is decoded alone. */
+#ifndef UPLOADPROGRESS_LIGHTTPD_PATCH
+#define UPLOADPROGRESS_LIGHTTPD_PATCH (-1)
 #endif
+#define LIGHTTPD_COMPAT_PATCH \
+    LIGHTTPD_VERSION_PATCH(LIGHTTPD_VERSION_ID, UPLOADPROGRESS_LIGHTTPD_PATCH)
+
+#if LIGHTTPD_COMPAT_PATCH == LIGHTTPD_VERSION_AMBIGUOUS
+#error "LIGHTTPD_VERSION_ID names two lighttpd releases (autotools' and meson's or CMake's encoding): configure with -Dlighttpd_version=1.4.N, N the patch number of your lighttpd"
+#elif LIGHTTPD_COMPAT_PATCH == LIGHTTPD_VERSION_UNKNOWN
+#error "LIGHTTPD_VERSION_ID is not lighttpd 1.4's (or not the version given): build against the configured source tree of your lighttpd 1.4, or pass -Dlighttpd_version=1.4.N"
+#endif
+
+/* The releases this source was built and tested against (doc/building.md).
+ * A newer one builds, with the newest paths and a note; an older one only
+ * with -Dallow_untested_lighttpd=true (UPLOADPROGRESS_ALLOW_UNTESTED_LIGHTTPD). */
+#if LIGHTTPD_COMPAT_PATCH > 85
+#pragma message "mod_uploadprogress is tested with lighttpd 1.4.69 to 1.4.85: built for a newer 1.4 with the paths of 1.4.85, untested; run the integration tests against it"
+#elif LIGHTTPD_COMPAT_PATCH < 69 && !defined(UPLOADPROGRESS_ALLOW_UNTESTED_LIGHTTPD)
+#error "mod_uploadprogress supports lighttpd 1.4.69 to 1.4.85 (newer ones build, untested); configure with -Dallow_untested_lighttpd=true to try an older release, untested"
 #endif
 
 /* The request fields the module reads: the one place to adapt when a
@@ -187,7 +182,7 @@ static inline int server_shutting_down(const server * const srv)
  * data.  Before, lighttpd kept its dlopen handle in the struct plugin it
  * hands to plugin_init, set self itself, and handler_module pointed at the
  * hooks. */
-#if LIGHTTPD_COMPAT_VERSION >= LIGHTTPD_COMPAT_V(1, 4, 83)
+#if LIGHTTPD_COMPAT_PATCH >= 83
 
 static inline void plugin_fill(plugin * const p, const plugin * const hooks)
 {

@@ -19,6 +19,9 @@ LIGHTTPD = os.environ.get("LIGHTTPD", "/usr/sbin/lighttpd")
 # the clients stay here, on 127.0.0.1.
 ROOT = Path(os.environ["UPLOADPROGRESS_ROOT"]).resolve() if os.environ.get(
     "UPLOADPROGRESS_ROOT") else None
+# LIGHTTPD and LIGHTTPD_MODULES (lighttpd's own modules) are paths where
+# lighttpd runs: in ROOT if set (e.g. a meson-built lighttpd in a prefix,
+# scripts/build-for --lighttpd-meson).
 SYSTEM_MODULES = Path(os.environ.get("LIGHTTPD_MODULES", "/usr/lib/lighttpd"))
 
 
@@ -178,7 +181,7 @@ class Lighttpd:
     def write_config(self):
         mods = self.dir / "modules"
         mods.mkdir(exist_ok=True)
-        system_modules = ROOT / "usr/lib/lighttpd" if ROOT else SYSTEM_MODULES
+        system_modules = ROOT / SYSTEM_MODULES.relative_to("/") if ROOT else SYSTEM_MODULES
         for so in system_modules.glob("*.so"):
             link = mods / so.name
             if not link.is_symlink():

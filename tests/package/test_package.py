@@ -2,6 +2,14 @@
 Debian user meets it: dpkg -i, lighty-enable-mod, the root's stock lighttpd
 with the stock lighttpd.conf, an upload polled exactly, lighty-disable-mod,
 dpkg --purge.  Bad input: a .deb built for another lighttpd is refused.
+lighttpd's updates: the root's own lighttpd repacked as the next Debian
+revision (a security update: the same binary, version 1.4.79-2+deb13u1),
+offered in an archive, is installed by apt upgrade under the module,
+which keeps answering; repacked as the next
+upstream version, apt keeps it back (and names the module when asked for
+it), and dpkg refuses to configure it, saying why, while the module is
+installed.  The root
+itself has the release's -updates and -security entries.
 
 Environment (scripts/test sets it): PACKAGE_ROOT, the release's root from
 scripts/build-for; PACKAGE_DEB, the .deb built in it; PACKAGE_OTHER_DEB, a
@@ -49,9 +57,33 @@ def own_loopback_network():
         fcntl.ioctl(s, siocsifflags, struct.pack("16sh", b"lo", iff_up))
 
 
-def in_root(root, *cmd, check=True):
+def in_root(root, *cmd, check=True, timeout=120):
     return subprocess.run(["chroot", str(root), *cmd], check=check, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+
+
+def lighttpd_version(root):
+    return in_root(root, "dpkg-query", "-W", "-f=${Version}", "lighttpd").stdout
+
+
+def lighttpd_packages(root):
+    """The installed binary packages of lighttpd's source (lighttpd,
+    lighttpd-mod-openssl): a lighttpd update brings them all, and Debian's
+    own modules depend on lighttpd's exact version."""
+    out = in_root(root, "dpkg-query", "-W", "-f=${source:Package} ${Package}\\n").stdout
+    return [line.split()[1] for line in out.splitlines() if line.split()[0] == "lighttpd"]
+
+
+def download_lighttpd(root):
+    """The .debs of the root's lighttpd packages, from the release's
+    archive, into /tmp/lighttpd-debs of the root (before the test leaves
+    the host's network)."""
+    version = lighttpd_version(root)
+    wanted = " ".join("%s=%s" % (p, version) for p in lighttpd_packages(root))
+    in_root(root, "sh", "-c",
+            "apt-get -qq -o Acquire::Check-Valid-Until=false update && "
+            "mkdir -p /tmp/lighttpd-debs && cd /tmp/lighttpd-debs && "
+            "apt-get -qq download " + wanted, timeout=600)
 
 
 class StockLighttpd(Lighttpd):
@@ -81,14 +113,24 @@ def root():
     """A fresh copy of the release's root, deleted afterwards."""
     source = env_path("PACKAGE_ROOT")
     env_path("PACKAGE_DEB")
-    own_loopback_network()
     copy = source.with_name(source.name + ".package-test")
     remove = ["rm", "-rf", "--one-file-system", str(copy)]
     subprocess.run(remove, check=True)
     # -x: not into a mount that a concurrent scripts/build-for holds (/src)
     subprocess.run(["cp", "-a", "-x", "--reflink=auto", str(source), str(copy)], check=True)
-    yield copy
-    subprocess.run(remove, check=True)
+    download_lighttpd(copy)
+    # the copy is ours: no service start when lighttpd is upgraded in it,
+    # and the /proc that sid's lighttpd postinst needs (systemd-tmpfiles)
+    policy = copy / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    subprocess.run(["mount", "-t", "proc", "proc", str(copy / "proc")], check=True)
+    own_loopback_network()
+    try:
+        yield copy
+    finally:
+        subprocess.run(["umount", str(copy / "proc")], check=True)
+        subprocess.run(remove, check=True)
 
 
 @pytest.fixture
@@ -130,16 +172,19 @@ def test_install_puts_module_conffile_and_docs_in_place(root):
     assert conffiles == ["/etc/lighttpd/conf-available/" + CONF]
 
 
-def test_enabled_module_tracks_an_upload_exactly(root, server):
-    result = in_root(root, "lighty-enable-mod", "uploadprogress", "cgi")
-    assert "Enabling uploadprogress: ok" in result.stdout, result.stdout
-    shutil.copy(HERE.parent / "integration/www/sink.cgi", root / "usr/lib/cgi-bin/sink.cgi")
-    s = server()
+def assert_tracks_an_upload(s):
     pid = uuid.uuid4().hex
     status, body = piecewise(s, pid, [1000, 30000, 70000, 99000], path="/cgi-bin/sink.cgi")
     assert (status, body) == (200, b"read 200000 bytes\n")
     answer = s.wait_for(pid, lambda a: a["state"] != "uploading")[-1]
     assert answer == {"state": "done", "received": 200000, "size": 200000}
+
+
+def test_enabled_module_tracks_an_upload_exactly(root, server):
+    result = in_root(root, "lighty-enable-mod", "uploadprogress", "cgi")
+    assert "Enabling uploadprogress: ok" in result.stdout, result.stdout
+    shutil.copy(HERE.parent / "integration/www/sink.cgi", root / "usr/lib/cgi-bin/sink.cgi")
+    assert_tracks_an_upload(server())
 
 
 def test_disabled_module_answers_no_polls(root, server):
@@ -168,12 +213,111 @@ def test_purge_leaves_no_file_of_the_package(root):
 
 def test_package_for_another_lighttpd_is_refused(root):
     other = env_path("PACKAGE_OTHER_DEB")
-    depends = subprocess.run(["dpkg-deb", "-f", str(other), "Depends"], check=True,
-                             text=True, stdout=subprocess.PIPE).stdout
-    wanted = re.search(r"lighttpd \(= [^)]*\)", depends).group(0)
+    fields = subprocess.run(["dpkg-deb", "-f", str(other), "Depends", "Breaks"], check=True,
+                            text=True, stdout=subprocess.PIPE).stdout
+    clauses = re.findall(r"lighttpd \([<>=]+ [^)]*\)", fields)
+    assert len(clauses) == 3, fields
     result = in_root(root, "dpkg", "-i", deb_in_root(root, other), check=False)
     assert result.returncode != 0
-    assert "dependency problems" in result.stdout, result.stdout
-    assert "depends on %s; however" % wanted in result.stdout, result.stdout
+    # an older lighttpd fails its Depends, a newer one its Breaks
+    assert any("depends on %s; however" % c in result.stdout
+               or "%s breaks %s" % (PACKAGE, c) in result.stdout for c in clauses), result.stdout
     state = in_root(root, "dpkg-query", "-W", "-f=${Status}", PACKAGE).stdout
     assert state != "install ok installed", state
+
+
+def repacked_lighttpd(root, version):
+    """The root's lighttpd packages, the same files, with another version;
+    their paths in the root.  (dpkg-deb -R; in the control file, Version
+    and the packages' exact dependencies on each other; dpkg-deb -b; by the
+    release's own dpkg-deb.)"""
+    out = "/tmp/lighttpd-%s" % version
+    in_root(root, "sh", "-c",
+            "rm -rf %(out)s && mkdir %(out)s && for deb in /tmp/lighttpd-debs/*.deb; do "
+            "rm -rf /tmp/repack && dpkg-deb -R $deb /tmp/repack && "
+            "sed -i 's/^Version: .*/Version: %(new)s/; "
+            "s/\\(lighttpd[a-z0-9-]* (= \\)[^)]*)/\\1%(new)s)/g' "
+            "/tmp/repack/DEBIAN/control && "
+            "dpkg-deb -b /tmp/repack %(out)s/ >/dev/null || exit 1; done && rm -rf /tmp/repack"
+            % {"out": out, "new": version})
+    return sorted("%s/%s" % (out, p.name) for p in (root / out.lstrip("/")).glob("*.deb"))
+
+
+def next_debian_revision(root, version):
+    """The version a security update of lighttpd has (1.4.79-2+deb13u1),
+    or a binNMU's (1.4.85-1+b1) on sid."""
+    major = (root / "etc/debian_version").read_text().split(".")[0]
+    return version + ("+deb%su1" % major if major.isdigit() else "+b1")
+
+
+def next_upstream(version):
+    major, minor, patch = version.split("-")[0].split(".")
+    return "%s.%s.%d-1" % (major, minor, int(patch) + 1)
+
+
+def offer_in_a_local_archive(root, debs):
+    """Makes the debs the candidates of a file: archive that apt knows (only that
+    archive's list is fetched: the test has no network)."""
+    in_root(root, "sh", "-c",
+            "mkdir -p /tmp/archive && cp %s /tmp/archive/ && cd /tmp/archive && "
+            "dpkg-scanpackages . >Packages 2>/dev/null && "
+            "echo 'deb [trusted=yes] file:/tmp/archive ./' >/etc/apt/sources.list.d/next.list && "
+            "apt-get -qq -o Dir::Etc::sourcelist=sources.list.d/next.list "
+            "-o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 update" % " ".join(debs))
+
+
+def test_a_security_update_of_lighttpd_installs_and_the_module_answers(root, server):
+    in_root(root, "dpkg", "-i", deb_in_root(root, os.environ["PACKAGE_DEB"]))
+    in_root(root, "lighty-enable-mod", "uploadprogress", check=False)
+    update = next_debian_revision(root, lighttpd_version(root))
+    offer_in_a_local_archive(root, repacked_lighttpd(root, update))
+    result = in_root(root, "apt-get", "-y", "upgrade", check=False)
+    assert result.returncode == 0, result.stdout
+    assert lighttpd_version(root) == update, result.stdout
+    state = in_root(root, "dpkg-query", "-W", "-f=${Status}", PACKAGE).stdout
+    assert state == "install ok installed", state
+    assert in_root(root, "dpkg", "--audit").stdout == ""
+    assert_tracks_an_upload(server())
+
+
+def test_apt_keeps_the_next_upstream_lighttpd_back_and_says_why(root):
+    before = lighttpd_version(root)
+    newer = next_upstream(before)
+    offer_in_a_local_archive(root, repacked_lighttpd(root, newer))
+    upgrade = in_root(root, "apt-get", "-s", "upgrade")
+    assert re.search(r"kept back:\s+lighttpd\b", upgrade.stdout), upgrade.stdout
+    assert "Inst lighttpd" not in upgrade.stdout, upgrade.stdout
+    # asked for it by name, apt names the module that stands in the way
+    install = in_root(root, "apt-get", "-s", "--no-remove", "install", "lighttpd", check=False)
+    assert install.returncode != 0, install.stdout
+    assert re.search(r"REMOVED:\s+(\S+\s+)*%s\b" % PACKAGE, install.stdout), install.stdout
+
+
+def test_dpkg_refuses_to_configure_the_next_upstream_lighttpd_and_says_why(root):
+    before = lighttpd_version(root)
+    newer = next_upstream(before)
+    limit = newer.split("-")[0]
+    result = in_root(root, "dpkg", "-i", *repacked_lighttpd(root, newer), check=False)
+    assert result.returncode != 0, result.stdout
+    assert "%s (%s) breaks lighttpd (>= %s~) and is installed" % (
+        PACKAGE, in_root(root, "dpkg-query", "-W", "-f=${Version}", PACKAGE).stdout, limit) \
+        in result.stdout, result.stdout
+    status = in_root(root, "dpkg-query", "-W", "-f=${Status} ${Version}", "lighttpd").stdout
+    assert status != "install ok installed " + newer, status
+    state = in_root(root, "dpkg-query", "-W", "-f=${Status}", PACKAGE).stdout
+    assert state == "install ok installed", state
+
+
+def test_the_root_has_the_release_updates_and_security(root):
+    release = env_path("PACKAGE_ROOT").name
+    suites = [("debian", release)]
+    if release != "sid":
+        suites += [("debian", release + "-updates"), ("debian-security", release + "-security")]
+    lines = set()
+    for f in [root / "etc/apt/sources.list", *(root / "etc/apt/sources.list.d").glob("*.list")]:
+        if f.exists():
+            lines |= {" ".join(line.split()) for line in f.read_text().splitlines()}
+    for archive, suite in suites:
+        for kind in ("deb", "deb-src"):
+            line = "%s http://deb.debian.org/%s %s main" % (kind, archive, suite)
+            assert line in lines, (line, sorted(lines))
