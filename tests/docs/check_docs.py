@@ -302,23 +302,14 @@ def readme_commands():
     return out
 
 
-# Like Debian's lighttpd.conf: a list of modules that the configuration
-# under test appends to.
-BASE = """
-server.document-root = "{www}"
-server.bind = "127.0.0.1"
-server.port = {port}
-server.errorlog = "{errorlog}"
-server.pid-file = "{pidfile}"
-server.modules = ( "mod_access" )
-"""
-
-
 def serving(config):
-    """A started lighttpd with BASE and config, and its folder."""
-    from lighty import Lighttpd
+    """A started lighttpd with the tests' base configuration and config."""
+    from lighty import BASE_CONFIG, Lighttpd
+    # Like Debian's lighttpd.conf: a list of modules that the configuration
+    # under test appends to, and no handler it may set up itself.
+    base = "".join(line for line in BASE_CONFIG.splitlines(True) if not line.startswith("cgi."))
     tmp = tempfile.TemporaryDirectory()
-    server = Lighttpd(tmp.name, base=BASE, config="\n" + config)
+    server = Lighttpd(tmp.name, base=base, modules=("mod_access",), config="\n" + config)
     server.tmp = tmp
     return server.start()
 
