@@ -399,12 +399,12 @@ def check_quick_install():
 
 
 def main():
-    check_links()
-    check_package_links()
-    check_keys()
-    check_quick_install()
-    check_reference_example()
-    check_commands()
+    for part in (check_links, check_package_links, check_keys, check_quick_install,
+                 check_reference_example, check_commands):
+        try:
+            part()
+        except Exception as err:    # a broken part is one failure, the others still run
+            check(part.__name__, ["%s: %s" % (type(err).__name__, err)])
     passed = sum(results)
     failed = len(results) - passed
     print("%d passed, %d failed" % (passed, failed))
