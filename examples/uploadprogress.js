@@ -21,6 +21,20 @@ export function newProgressId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// Whether id is one the module accepts: 32 hex digits, or a UUID
+// (8-4-4-4-12 hex digits), in any case.
+const ID_FORMAT = /^(?:[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+export function isProgressId(id) {
+  return typeof id === "string" && ID_FORMAT.test(id);
+}
+
+function checkedId(id) {
+  if (!isProgressId(id)) {
+    throw new Error("progress id " + JSON.stringify(id) + " is not 32 hex digits or a UUID");
+  }
+  return id;
+}
+
 // url with the X-Progress-ID query parameter added.
 export function withProgressId(url, id) {
   return url + (url.includes("?") ? "&" : "?") + "X-Progress-ID=" + encodeURIComponent(id);
@@ -54,8 +68,8 @@ function stateOf(id, answer, measure) {
   return s;
 }
 
-async function fetchAnswer(url) {
-  const response = await fetch(url, { cache: "no-store" });
+async function fetchAnswer(url, init) {
+  const response = await fetch(url, init);
   if (!response.ok) throw new Error("progress URL answered HTTP " + response.status);
   return response.json();
 }
@@ -72,10 +86,21 @@ const TRANSPORTS = new Set(["auto", "events", "poll"]);
 // the upload request itself has ended: it polls once more at once and
 // reports that answer if it is final, else `fallback`.
 export function watchProgress(id, onState, options = {}) {
-  const url = withProgressId(options.progressUrl ?? PROGRESS_URL, id);
+  const url = withProgressId(options.progressUrl ?? PROGRESS_URL, checkedId(id));
   const interval = options.interval ?? POLL_INTERVAL;
   const wanted = options.transport ?? "auto";
   if (!TRANSPORTS.has(wanted)) throw new Error("unknown transport " + wanted);
+  // EventSource sends no request headers of the page's: with
+  // progressHeaders the watch polls.
+  const pollOnly = options.progressHeaders !== undefined;
+  if (pollOnly && wanted === "events") {
+    throw new Error("transport \"events\" cannot send progressHeaders (EventSource sends none)");
+  }
+  const pollInit = {
+    cache: "no-store",
+    headers: options.progressHeaders ?? {},
+    credentials: options.withCredentials ? "include" : "same-origin",
+  };
   const measure = speedMeter();
   let timer = null;
   let source = null;
@@ -102,7 +127,7 @@ export function watchProgress(id, onState, options = {}) {
 
   async function tick() {
     try {
-      const answer = await fetchAnswer(url);
+      const answer = await fetchAnswer(url, pollInit);
       failures = 0;
       report(stateOf(id, answer, measure));
     } catch (err) {
@@ -135,7 +160,7 @@ export function watchProgress(id, onState, options = {}) {
 
   function listen() {
     watcher.transport = "events";
-    source = new EventSource(url);
+    source = new EventSource(url, { withCredentials: Boolean(options.withCredentials) });
     source.addEventListener("progress", (event) => {
       let answer;
       try {
@@ -161,7 +186,7 @@ export function watchProgress(id, onState, options = {}) {
     closeStream();
     let state = fallback;
     try {
-      const last = stateOf(id, await fetchAnswer(url), measure);
+      const last = stateOf(id, await fetchAnswer(url, pollInit), measure);
       if (isFinal(last)) state = last;
     } catch {
       // the fallback stands
@@ -169,7 +194,8 @@ export function watchProgress(id, onState, options = {}) {
     report(state);
   }
 
-  if (wanted === "poll" || (wanted === "auto" && typeof EventSource !== "function")) poll();
+  const polls = wanted === "poll" || (wanted === "auto" && typeof EventSource !== "function");
+  if (polls || pollOnly) poll();
   else listen();
   return watcher;
 }
@@ -182,13 +208,14 @@ function stateOfResponse(id, xhr) {
   return { id, state: "done", percent: 100 };
 }
 
-// Sends `body` (a File, Blob or FormData) with XMLHttpRequest to `url` with a
-// new progress id, and reports its progress to onState(state).
-// Returns { id, cancel(), finished, transport }: cancel() aborts the upload
-// and reports "cancelled"; finished is a promise of the final state;
-// transport is the watch's ("events" or "poll").
+// Sends `body` (a File, Blob or FormData) with XMLHttpRequest to `url` with
+// a progress id (options.id, else a new one), and reports its progress to
+// onState(state).  Returns { id, cancel(), finished, transport }: cancel()
+// aborts the upload and reports "cancelled"; finished is a promise of the
+// final state; transport is the watch's ("events" or "poll").
 export function uploadWithProgress(url, body, onState, options = {}) {
-  const id = newProgressId();
+  const id = options.id === undefined ? newProgressId() : checkedId(options.id);
+  const headers = new Headers(options.headers ?? {});   // a bad name throws here, before any request
   const xhr = new XMLHttpRequest();
   let last = { id, state: "starting" };
   let settle;
@@ -202,6 +229,8 @@ export function uploadWithProgress(url, body, onState, options = {}) {
 
   xhr.addEventListener("loadend", () => watcher.ended(stateOfResponse(id, xhr)));
   xhr.open(options.method ?? "POST", withProgressId(url, id));
+  xhr.withCredentials = Boolean(options.withCredentials);
+  headers.forEach((value, name) => xhr.setRequestHeader(name, value));
   xhr.send(body);
 
   function cancel() {

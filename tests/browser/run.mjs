@@ -252,6 +252,52 @@ const scenarios = {
     return { id: await page.locator("form").getAttribute("data-progress-id") };
   },
 
+  // The client's options in this Chromium: a page-chosen id (a UUID), a
+  // CSRF header on the upload only, an Authorization header on the polls
+  // only, withCredentials; an id the module would refuse is an error.  The
+  // Chromium is at least the baseline doc/client.md states.
+  async "client-options"(page) {
+    const agent = await page.evaluate(() => navigator.userAgent);
+    const major = Number(/Chrome\/(\d+)/.exec(agent)[1]);
+    console.log("browser:", agent);
+    assert.ok(major >= 80, `Chromium ${major} is older than the client's baseline (80)`);
+    const sent = { upload: [], poll: [] };
+    page.on("request", (request) => {
+      const path = new URL(request.url()).pathname;
+      if (path === "/upload.cgi") sent.upload.push(request.headers());
+      if (path === "/progress") sent.poll.push(request.headers());
+    });
+    await page.goto(base + "/");
+    const id = "01234567-89ab-cdef-0123-" + randomBytes(6).toString("hex");
+    const out = await page.evaluate(async (id) => {
+      const { uploadWithProgress } = await import("/uploadprogress.js");
+      let refused = null;
+      try {
+        uploadWithProgress("/upload.cgi", "x", () => {}, { id: "not-an-id" });
+      } catch (err) {
+        refused = err.message;
+      }
+      const upload = uploadWithProgress("/upload.cgi", new Blob([new Uint8Array(300000)]), () => {}, {
+        id, withCredentials: true,
+        headers: { "X-CSRF-Token": "t0k3n" },
+        progressHeaders: { Authorization: "Bearer p0ll" },
+      });
+      return { refused, final: await upload.finished, transport: upload.transport };
+    }, id);
+    assert.equal(out.refused, 'progress id "not-an-id" is not 32 hex digits or a UUID');
+    assert.equal(out.final.state, "done");
+    assert.equal(out.transport, "poll");
+    assert.equal(sent.upload.length, 1);
+    assert.equal(sent.upload[0]["x-csrf-token"], "t0k3n");
+    assert.equal(sent.upload[0].authorization, undefined);
+    assert.ok(sent.poll.length >= 1);
+    for (const headers of sent.poll) {
+      assert.equal(headers.authorization, "Bearer p0ll");
+      assert.equal(headers["x-csrf-token"], undefined);
+    }
+    return { id, major };
+  },
+
   async "modern-too-big"(page) {
     // Over the global limit of 100 MiB; sparse, so it costs no disk.
     await page.goto(base + "/modern/");

@@ -94,3 +94,9 @@ def test_modern_page_cancel_ends_the_upload_as_an_error(shipped, tmp_path):
 def test_modern_page_says_too_big_over_the_global_limit(shipped, tmp_path):
     result = run_page(shipped, "modern-too-big", tmp_path)
     assert shipped.poll(result["id"])[1] == b'{"state":"error","status":413}'
+
+
+def test_client_options_in_chromium(shipped, tmp_path):
+    result = run_page(shipped, "client-options", tmp_path)
+    answer, _ = shipped.poll(result["id"])
+    assert answer == {"state": "done", "received": 300000, "size": 300000}

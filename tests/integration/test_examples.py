@@ -1,6 +1,13 @@
 """examples/lighttpd.conf and its upload target work as shipped (the demo
-runs them the same way: included, with only the port and log overridden)."""
-from lighty import HERE, Lighttpd, SlowUpload, counts
+runs them the same way: included, with only the port and log overridden),
+and scripts/demo itself starts, answers, and serves as no root."""
+import os
+import signal
+import subprocess
+
+import pytest
+
+from lighty import HERE, ROOT, Lighttpd, SlowUpload, counts, free_port, raw_get, wait_for
 from test_events import H1Stream, progress
 
 EXAMPLES = HERE.parent.parent / "examples"
@@ -96,3 +103,59 @@ def test_the_shipped_demo_streams_an_upload_to_done(tmp_path):
         assert counts(answers[-1]) == {"state": "done", "received": 300000, "size": 300000}
     finally:
         server.stop()
+
+
+def session_processes(sid):
+    """{pid: (real uid, effective uid, command)} of a session's processes."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open("/proc/%s/stat" % entry).read()
+            status = open("/proc/%s/status" % entry).read()
+        except OSError:
+            continue                                   # gone meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[3]) != sid:   # field 6: session
+            continue
+        uids = next(l for l in status.splitlines() if l.startswith("Uid:")).split()
+        found[int(entry)] = (int(uids[1]), int(uids[2]), stat.split("(", 1)[1].rsplit(")", 1)[0])
+    return found
+
+
+@pytest.mark.skipif(ROOT is not None or bool(os.environ.get("UPLOADPROGRESS_PRELOAD")),
+                    reason="scripts/demo serves this system's lighttpd with build/'s plain module")
+def test_scripts_demo_listens_where_it_says_and_serves_as_no_root():
+    port = free_port()
+    env = dict(os.environ, DEMO_PORT=str(port), DEMO_BIND="127.0.0.1")
+    demo = subprocess.Popen([str(HERE.parent.parent / "scripts/demo")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        def answer():
+            try:
+                return raw_get(port, ("/progress?X-Progress-ID=" + ID).encode())
+            except OSError:
+                assert demo.poll() is None, demo.stdout.read().decode(errors="replace")
+                return None
+        status = wait_for(answer, lambda a: a is not None, timeout=120)[-1]
+        assert status == (200, b'{"state":"starting"}')
+        up = SlowUpload(port, "/upload.cgi", size=300000, pid=ID, via="query")
+        up.send(300000)
+        assert up.response()[0] == 200
+        up.close()
+        processes = session_processes(demo.pid)
+        lighttpd = {pid: p for pid, p in processes.items() if p[2] == "lighttpd"}
+        assert lighttpd, processes
+        if os.geteuid() == 0:
+            # the script's own shell stays root (to clean up); lighttpd, and
+            # the CGI it forks, do not
+            assert all(0 not in p[:2] for p in lighttpd.values()), processes
+            assert all(0 not in p[:2] for pid, p in processes.items() if pid != demo.pid), processes
+    finally:
+        os.killpg(demo.pid, signal.SIGTERM)
+        out = demo.communicate(timeout=30)[0].decode(errors="replace")
+    said = "Demo: listening on 127.0.0.1 port %d" % port
+    assert said in out and "DEMO_PORT=" in out and "DEMO_BIND=" in out, out
+    if os.geteuid() == 0:
+        assert "as user www-data" in out, out

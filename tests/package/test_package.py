@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs"))
+from check_docs import Page, anchors, broken_links  # noqa: E402
 from lighty import Lighttpd, free_port, piecewise  # noqa: E402
 
 PACKAGE = "lighttpd-mod-uploadprogress"
@@ -164,12 +166,29 @@ def test_install_puts_module_conffile_and_docs_in_place(root):
     for path in ("/usr/lib/lighttpd/mod_uploadprogress.so",
                  "/etc/lighttpd/conf-available/" + CONF,
                  "/usr/share/doc/%s/copyright" % PACKAGE,
-                 "/usr/share/doc/%s/mod_uploadprogress.md.gz" % PACKAGE,
+                 "/usr/share/doc/%s/doc/mod_uploadprogress.md" % PACKAGE,
                  "/usr/share/doc/%s/examples/lighttpd.conf" % PACKAGE):
         assert path in files
         assert (root / path.lstrip("/")).is_file(), path
     conffiles = (root / ("var/lib/dpkg/info/%s.conffiles" % PACKAGE)).read_text().split()
     assert conffiles == ["/etc/lighttpd/conf-available/" + CONF]
+
+
+def test_installed_docs_have_no_dangling_link(root):
+    """Every relative link of every installed page (README.md, doc/*.md)
+    resolves among the installed files, #anchors included."""
+    docs = root / ("usr/share/doc/" + PACKAGE)
+    pages = sorted(docs.rglob("*.md")) + sorted(docs.rglob("*.md.gz"))
+    assert docs / "README.md" in pages and docs / "doc/client.md" in pages, pages
+    dangling = []
+    for page in pages:
+        if page.suffix == ".gz":
+            dangling.append("%s is compressed: its links cannot be followed" % page)
+            continue
+        dangling += ["%s: %s" % (page.relative_to(docs), b) for b in broken_links(
+            Page(page, page), lambda p: p.exists(),
+            lambda p: anchors(p) if p.suffix == ".md" else set())]
+    assert dangling == []
 
 
 def assert_tracks_an_upload(s):
