@@ -238,6 +238,7 @@ class Lighttpd:
         return env
 
     def start(self, timeout=30):
+        self.output = None      # a new process, judged by its own stop()
         conf = self.write_config()
         become_subreaper()
         # to a file, not a pipe: a flood of sanitizer lines never blocks lighttpd

@@ -87,15 +87,17 @@ def reload(server, workers):
 
 
 def group(server):
-    """Pids of every process of the server (its process group): watcher,
-    workers, and a graceful-restart-bg generation still draining."""
+    """Pids of every live process of the server (its process group):
+    watcher, workers, and a graceful-restart-bg generation still draining."""
     pids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == server.proc.pid:
+        # (a zombie is no process of the server: the test runner, lighttpd's
+        # subreaper, reaps an old generation's CGIs only when it stops it)
+        if int(fields[2]) == server.proc.pid and fields[0] != "Z":
             pids.append(int(stat.parent.name))
     return pids
 
