@@ -37,7 +37,7 @@
 #include "request_ctx.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
-#define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
+#define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 7.5 GiB of table */
 /* Work of the once-a-second sweep (slots looked at or shifted): 512 KiB of
  * a table that is mostly not in the CPU's caches.  65,536 (4 MiB) stalled
  * polls by ~4 ms more when many entries expired (doc/benchmarks.md, line 5);

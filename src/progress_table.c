@@ -16,22 +16,33 @@ enum { GROUP = 64 };
 /* The expiry of an entry in flight: it has none until it finishes. */
 #define NO_EXPIRY INT64_MAX
 
-/* One entry, one cache line. */
+/* One entry in 96 bytes: 120 per entry at the table's load factor
+ * (doc/processing.md, "Memory").  The processing record shares the bytes
+ * of the speed, which only an upload in flight has. */
 struct slot {
     progress_id id;
     int64_t size;
     int64_t received;
     int64_t expires;     /* last second it is shown; NO_EXPIRY in flight */
-    uint32_t updated;    /* second of the last update, modulo 2^32 */
-    uint32_t speed;      /* bytes per second, smoothed; see update_speed() */
+    union {
+        struct {             /* in flight */
+            uint32_t updated;    /* second of the last update, modulo 2^32 */
+            uint32_t speed;      /* bytes per second, smoothed; see update_speed() */
+        };
+        int64_t deadline;    /* finished with its work open (a 202) */
+    };
     int32_t owner_pid;
     uint32_t owner_ref;
     uint32_t home;       /* the slot the id hashes to, kept for deletion */
-    uint16_t status;
+    uint16_t status : 10;  /* an HTTP status, 100-999 */
+    uint16_t samples : 2;  /* updates of an earlier second seen, at most 2 */
+    uint16_t phase : 2;    /* progress_phase */
     uint8_t state;
-    uint8_t samples;     /* updates of an earlier second seen, at most 2 */
+    int8_t percent;      /* PROGRESS_PERCENT_UNKNOWN or 0-100 */
+    char text[PROGRESS_TEXT_MAX]; /* stage or message, NUL-padded (no NUL
+                          * when full); see progress_table_report() */
 };
-_Static_assert(sizeof(struct slot) == 64, "a slot should fill one cache line");
+_Static_assert(sizeof(struct slot) == 96, "a slot should be 96 bytes (<= 128 per entry)");
 
 struct progress_table {
     pthread_mutex_t lock;
@@ -381,7 +392,8 @@ progress_begin_result progress_table_begin(progress_table *t,
         t->slots[i] = (struct slot){ .id = *id, .size = size,
                                      .expires = NO_EXPIRY, .updated = (uint32_t)now,
                                      .owner_pid = owner_pid, .owner_ref = owner_ref,
-                                     .home = home, .state = PROGRESS_UPLOADING };
+                                     .home = home, .state = PROGRESS_UPLOADING,
+                                     .percent = PROGRESS_PERCENT_UNKNOWN };
         journal_close(t);
     }
     table_unlock(t);
@@ -434,6 +446,42 @@ static void end_in_flight(struct slot *s, progress_state state, int64_t expires)
     s->state = (uint8_t)state;
 }
 
+static int phase_is_final(unsigned int phase)
+{
+    return PROGRESS_PHASE_FINISHED == phase || PROGRESS_PHASE_FAILED == phase;
+}
+
+/* Whether a report may still change the entry's work. */
+static int work_open(const struct slot *s, int64_t now)
+{
+    if (phase_is_final(s->phase)) return 0;
+    return slot_in_flight(s) || (PROGRESS_PHASE_PROCESSING == s->phase && now <= s->deadline);
+}
+
+/* Text first, the phase last (a report's writes are in place, without the
+ * journal): a death between them leaves a text that readers check anyway
+ * (progress_render), never a phase without its text. */
+static void set_work(struct slot *s, progress_phase phase, int percent,
+                     const char *text, size_t len)
+{
+    if (NULL != text) {
+        memset(s->text, 0, sizeof s->text);
+        memcpy(s->text, text, len < sizeof s->text ? len : sizeof s->text);
+    }
+    s->percent = (int8_t)percent;
+    store_fence();
+    s->phase = phase;
+}
+
+/* The response ends the work that stages were reported for, as it ended
+ * the upload; an outcome reported already stays. */
+static void end_work(struct slot *s, progress_state state)
+{
+    if (PROGRESS_PHASE_PROCESSING == s->phase)
+        set_work(s, PROGRESS_DONE == state ? PROGRESS_PHASE_FINISHED : PROGRESS_PHASE_FAILED,
+                 PROGRESS_PERCENT_UNKNOWN, "", 0);
+}
+
 int progress_table_finish(progress_table *t, const progress_id *id,
                           int32_t owner_pid, uint32_t owner_ref,
                           const progress_snapshot *fin, int64_t expires)
@@ -447,11 +495,26 @@ int progress_table_finish(progress_table *t, const progress_id *id,
         s->status = (uint16_t)fin->status;
         s->size = fin->size;
         s->received = fin->received;
+        if (PROGRESS_PHASE_PROCESSING == fin->phase && !phase_is_final(s->phase)) {
+            s->deadline = fin->deadline;   /* (the speed is no more) */
+            set_work(s, PROGRESS_PHASE_PROCESSING, s->percent, NULL, 0);
+        } else {
+            end_work(s, fin->state);
+        }
         end_in_flight(s, fin->state, expires);
         finished = 1;
     }
     table_unlock(t);
     return finished;
+}
+
+/* The work a 202 left open is over when its deadline has passed. */
+static void timed_out(progress_snapshot *out)
+{
+    static const char message[] = "processing timed out";
+    out->phase = PROGRESS_PHASE_FAILED;
+    out->percent = PROGRESS_PERCENT_UNKNOWN;
+    memcpy(out->text, message, sizeof message);
 }
 
 int progress_table_lookup(progress_table *t, const progress_id *id,
@@ -467,17 +530,54 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
     const struct slot * const s = &t->slots[probe(t, id, home, &found)];
     found = found && !slot_expired(s, now);
     if (found) {
+        const int in_flight = slot_in_flight(s);
         *out = (progress_snapshot){ .state = (progress_state)s->state,
                                     .status = s->status, .size = s->size,
                                     .received = s->received,
-                                    .speed = s->speed,
+                                    .speed = in_flight ? s->speed : 0,
                                     .owner_pid = s->owner_pid,
-                                    .owner_ref = s->owner_ref };
+                                    .owner_ref = s->owner_ref,
+                                    .phase = (progress_phase)s->phase,
+                                    .percent = s->percent,
+                                    .deadline = in_flight ? 0 : s->deadline };
+        memcpy(out->text, s->text, sizeof s->text);
+        out->text[sizeof s->text] = '\0';
+        if (PROGRESS_PHASE_PROCESSING == s->phase && !in_flight && now > s->deadline)
+            timed_out(out);
     }
     table_unlock(t);
     if (!found) *out = (progress_snapshot){ .state = PROGRESS_STARTING,
                                             .size = -1, .received = -1 };
     return found;
+}
+
+progress_report_result progress_table_report(progress_table *t,
+                                             const progress_id *id,
+                                             progress_phase phase, int percent,
+                                             const char *text, size_t text_len,
+                                             int64_t now, int64_t expires)
+{
+    int found;
+    progress_report_result result = PROGRESS_REPORT_OK;
+    const uint32_t home = home_slot(t, id);
+    if (table_lock(t) != 0) return PROGRESS_REPORT_NO_LOCK;
+    struct slot * const s = &t->slots[probe(t, id, home, &found)];
+    if (!found || slot_expired(s, now)) {
+        result = PROGRESS_REPORT_UNKNOWN;
+    } else if (!work_open(s, now)) {
+        result = PROGRESS_REPORT_FINISHED;
+    } else if (PROGRESS_PHASE_PROCESSING == phase) {
+        set_work(s, phase, percent, text, text_len);
+    } else {
+        set_work(s, phase, PROGRESS_PERCENT_UNKNOWN, NULL != text ? text : "",
+                 NULL != text ? text_len : 0);
+        if (!slot_in_flight(s)) {   /* (else its finish sets the expiry) */
+            note_expiry(t, expires);
+            s->expires = expires;
+        }
+    }
+    table_unlock(t);
+    return result;
 }
 
 /* Walks the table backwards from the cursor: the slots after it are then
@@ -537,6 +637,7 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
             note_expiry(t, expires);
             s->status = (uint16_t)status;
+            end_work(s, PROGRESS_ERROR);
             end_in_flight(s, PROGRESS_ERROR, expires);
             ++failed;
         }
