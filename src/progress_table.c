@@ -63,6 +63,11 @@ struct progress_table {
      * 0 when no write is in progress. */
     uint32_t repair_from;
     uint32_t writing;
+    /* Entries whose work is open (phase PROCESSING stored): a gauge for the
+     * status page, kept as phases change and entries go.  A death inside
+     * the lock between a phase's write and this count may leave it one
+     * off (it never goes below 0). */
+    uint32_t open_work;
     atomic_uint lock_failures;
     struct slot slots[];
 };
@@ -259,12 +264,19 @@ static void note_expiry(progress_table *t, int64_t expires)
     if (expires < t->pass_min) t->pass_min = expires;
 }
 
+/* An entry's work was open and is no more. */
+static void work_closed(progress_table *t)
+{
+    if (t->open_work > 0) --t->open_work;
+}
+
 /* Empties slot i and shifts later members of its probe run back, so every
  * entry stays reachable from its home slot without tombstones.  Returns
  * the slots it looked at, for the sweep's budget. */
 static uint32_t remove_at(progress_table *t, uint32_t i)
 {
     uint32_t j = i, looked = 1;
+    if (PROGRESS_PHASE_PROCESSING == t->slots[i].phase) work_closed(t);
     journal_open(t, i);
     for (;;) {
         j = next_slot(t, j);
@@ -388,6 +400,8 @@ progress_begin_result progress_table_begin(progress_table *t,
         if (!found) {
             ++group_entries(t)[i / GROUP];
             ++t->count;
+        } else if (PROGRESS_PHASE_PROCESSING == t->slots[i].phase) {
+            work_closed(t);   /* a timed-out work's id, taken over */
         }
         t->slots[i] = (struct slot){ .id = *id, .size = size,
                                      .expires = NO_EXPIRY, .updated = (uint32_t)now,
@@ -461,9 +475,10 @@ static int work_open(const struct slot *s, int64_t now)
 /* Text first, the phase last (a report's writes are in place, without the
  * journal): a death between them leaves a text that readers check anyway
  * (progress_render), never a phase without its text. */
-static void set_work(struct slot *s, progress_phase phase, int percent,
+static void set_work(progress_table *t, struct slot *s, progress_phase phase, int percent,
                      const char *text, size_t len)
 {
+    const int was_open = PROGRESS_PHASE_PROCESSING == s->phase;
     if (NULL != text) {
         memset(s->text, 0, sizeof s->text);
         memcpy(s->text, text, len < sizeof s->text ? len : sizeof s->text);
@@ -471,14 +486,16 @@ static void set_work(struct slot *s, progress_phase phase, int percent,
     s->percent = (int8_t)percent;
     store_fence();
     s->phase = phase;
+    if (!was_open && PROGRESS_PHASE_PROCESSING == phase) ++t->open_work;
+    else if (was_open && PROGRESS_PHASE_PROCESSING != phase) work_closed(t);
 }
 
 /* The response ends the work that stages were reported for, as it ended
  * the upload; an outcome reported already stays. */
-static void end_work(struct slot *s, progress_state state)
+static void end_work(progress_table *t, struct slot *s, progress_state state)
 {
     if (PROGRESS_PHASE_PROCESSING == s->phase)
-        set_work(s, PROGRESS_DONE == state ? PROGRESS_PHASE_FINISHED : PROGRESS_PHASE_FAILED,
+        set_work(t, s, PROGRESS_DONE == state ? PROGRESS_PHASE_FINISHED : PROGRESS_PHASE_FAILED,
                  PROGRESS_PERCENT_UNKNOWN, "", 0);
 }
 
@@ -497,9 +514,9 @@ int progress_table_finish(progress_table *t, const progress_id *id,
         s->received = fin->received;
         if (PROGRESS_PHASE_PROCESSING == fin->phase && !phase_is_final(s->phase)) {
             s->deadline = fin->deadline;   /* (the speed is no more) */
-            set_work(s, PROGRESS_PHASE_PROCESSING, s->percent, NULL, 0);
+            set_work(t, s, PROGRESS_PHASE_PROCESSING, s->percent, NULL, 0);
         } else {
-            end_work(s, fin->state);
+            end_work(t, s, fin->state);
         }
         end_in_flight(s, fin->state, expires);
         finished = 1;
@@ -567,9 +584,9 @@ progress_report_result progress_table_report(progress_table *t,
     } else if (!work_open(s, now)) {
         result = PROGRESS_REPORT_FINISHED;
     } else if (PROGRESS_PHASE_PROCESSING == phase) {
-        set_work(s, phase, percent, text, text_len);
+        set_work(t, s, phase, percent, text, text_len);
     } else {
-        set_work(s, phase, PROGRESS_PERCENT_UNKNOWN, NULL != text ? text : "",
+        set_work(t, s, phase, PROGRESS_PERCENT_UNKNOWN, NULL != text ? text : "",
                  NULL != text ? text_len : 0);
         if (!slot_in_flight(s)) {   /* (else its finish sets the expiry) */
             note_expiry(t, expires);
@@ -637,7 +654,7 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
             note_expiry(t, expires);
             s->status = (uint16_t)status;
-            end_work(s, PROGRESS_ERROR);
+            end_work(t, s, PROGRESS_ERROR);
             end_in_flight(s, PROGRESS_ERROR, expires);
             ++failed;
         }
@@ -672,6 +689,14 @@ static const char *check_slots(progress_table *t)
         live += in_group;
     }
     return live == t->count ? NULL : "the count differs from the live slots";
+}
+
+uint32_t progress_table_open_work(progress_table *t)
+{
+    if (table_lock(t) != 0) return 0;
+    const uint32_t n = t->open_work;
+    table_unlock(t);
+    return n;
 }
 
 uint32_t progress_table_lock_failures(progress_table *t)

@@ -167,6 +167,11 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
  * (EOWNERDEAD is not a failure: it is repaired). */
 uint32_t progress_table_lock_failures(progress_table *t);
 
+/* Entries whose work is open: stages reported and no outcome yet, or a
+ * 202's work.  One whose processing timeout has passed counts until its
+ * entry goes (remove-timeout later) or its id is taken over. */
+uint32_t progress_table_open_work(progress_table *t);
+
 /* Entries held, expired ones not yet swept included. */
 uint32_t progress_table_count(progress_table *t);
 

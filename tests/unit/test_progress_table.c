@@ -907,7 +907,9 @@ START_TEST(stages_reported_in_flight_are_shown_in_order)
     ck_assert_str_eq(s.text, longest);
     ck_assert_int_eq(s.percent, PROGRESS_PERCENT_UNKNOWN);
     /* the response ends the work as it ends the upload; speed stays untouched */
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
     ck_assert_int_eq(finish(table, 1, 0, PROGRESS_DONE, 200, 100), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
     s = get(table, 1, 3);
     ck_assert_int_eq(s.state, PROGRESS_DONE);
     ck_assert_int_eq(s.phase, PROGRESS_PHASE_FINISHED);
@@ -943,7 +945,9 @@ START_TEST(a_202_leaves_the_work_open_until_its_outcome)
     ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
     ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 10, "queued", 0, 0),
                      PROGRESS_REPORT_OK);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
     ck_assert_int_eq(finish_202(table, 1, 0, 30, 90), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
     progress_snapshot s = get(table, 1, 5);
     ck_assert_int_eq(s.state, PROGRESS_DONE);
     ck_assert_int_eq(s.status, 202);
@@ -967,6 +971,7 @@ START_TEST(a_202_leaves_the_work_open_until_its_outcome)
     ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FINISHED, -1, NULL, 8, 68),
                      PROGRESS_REPORT_FINISHED);
     ck_assert_int_eq(get(table, 1, 67).phase, PROGRESS_PHASE_FAILED);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
     ck_assert_uint_eq(progress_table_sweep(table, 68, UINT32_MAX), 1);
     ck_assert_int_eq(get(table, 1, 68).state, PROGRESS_STARTING);
 }
@@ -984,8 +989,16 @@ START_TEST(a_202_whose_deadline_passes_reads_as_failed)
     ck_assert_str_eq(s.text, "processing timed out");
     ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FINISHED, -1, NULL, 31, 91),
                      PROGRESS_REPORT_FINISHED);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);   /* until it goes */
     ck_assert_uint_eq(progress_table_sweep(table, 90, UINT32_MAX), 0);
     ck_assert_uint_eq(progress_table_sweep(table, 91, UINT32_MAX), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
+    /* taken over by a new upload of the same id */
+    ck_assert_int_eq(begin(table, 2, 50, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish_202(table, 2, 1, 30, 90), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
+    ck_assert_int_eq(begin(table, 2, 50, 2, 40), PROGRESS_BEGIN_OK);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
 }
 END_TEST
 
@@ -1012,6 +1025,7 @@ START_TEST(a_dead_owners_work_fails_with_its_upload)
     ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 5, "x", 0, 0),
                      PROGRESS_REPORT_OK);
     ck_assert_uint_eq(progress_table_fail_owner(table, OWNER, 500, 10), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
     const progress_snapshot s = get(table, 1, 1);
     ck_assert_int_eq(s.state, PROGRESS_ERROR);
     ck_assert_int_eq(s.phase, PROGRESS_PHASE_FAILED);
