@@ -724,6 +724,12 @@ static void end_upload(request_st * const r, plugin_data * const p, upload_ctx *
     upload_ctx_free(p, ctx);
 }
 
+/* Lengths first: most paths differ in length, and the call costs more. */
+static int path_is(const request_st * const r, const buffer * const url) {
+    return NULL != url && buffer_clen(url) == buffer_clen(&r->uri.path)
+        && buffer_is_equal(url, &r->uri.path);
+}
+
 /* lighttpd refused an upload before the uri stage (413 for its
  * Content-Length, 411 for a POST without one), so it was never tracked:
  * record the refusal.  Returns whether r was an upload with an id. */
@@ -734,7 +740,8 @@ static int record_refused(request_st * const r, plugin_data * const p) {
     config_cond_cache_reset(r);
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url
-        || buffer_is_equal(p->conf.progress_url, &r->uri.path))
+        || buffer_is_equal(p->conf.progress_url, &r->uri.path)
+        || path_is(r, p->conf.report_url))   /* (a report, not an upload) */
         return 0;
     progress_id id;
     if (ID_FOUND != request_progress_id(r, &id)) return 0;
@@ -788,7 +795,7 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
       case REQUEST_CTX_UPLOAD_ENDED:
         keep_upload_mark(r, p, request_ctx_kind(r, p->id));
         break;
-      case REQUEST_CTX_REPORT:   /* (its client went before its body came) */
+      case REQUEST_CTX_REPORT:
         request_ctx_set(r, p->id, NULL);
         break;
       case REQUEST_CTX_NONE:
@@ -955,7 +962,6 @@ static handler_t refuse_report(request_st * const r, plugin_data * const p, cons
     const char * const body = progress_report_problem_body(problem, &len);
     const int status = (size_t)problem < sizeof report_status / sizeof *report_status
                        && report_status[problem] ? report_status[problem] : 400;
-    request_set_handler(r, (plugin_data_base *)p);
     if (405 == status)
         http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
                                  CONST_STR_LEN("POST"));
@@ -1004,7 +1010,6 @@ static handler_t take_report(request_st * const r, plugin_data * const p, const 
     }
     if (p->conf.debug) log_report(r, &id, &rep, 204);
     progress_counters_add(p->counters, PROGRESS_COUNT_REPORTS);
-    request_set_handler(r, (plugin_data_base *)p);
     r->http_status = 204;
     r->resp_body_finished = 1;
     return HANDLER_FINISHED;
@@ -1013,6 +1018,10 @@ static handler_t take_report(request_st * const r, plugin_data * const p, const 
 /* A backend's report at the report URL (doc/processing.md): checked at
  * once, taken at once without a body, else once lighttpd has read it. */
 static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * const p) {
+    /* a report from its first pass to its reset: never an upload, whatever
+     * its answer (the hooks that record refused uploads ask) */
+    request_set_handler(r, (plugin_data_base *)p);
+    request_ctx_tag(r, p->id, REQUEST_CTX_REPORT);
     if (HTTP_METHOD_POST != r->http_method)
         return refuse_report(r, p, PROGRESS_REPORT_METHOD);
     progress_id id;
@@ -1028,8 +1037,6 @@ static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * c
         return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
     if (0 == request_body_length(r))
         return take_report(r, p, "", 0);
-    request_set_handler(r, (plugin_data_base *)p);
-    request_ctx_tag(r, p->id, REQUEST_CTX_REPORT);
     request_body_whole(r);
     return HANDLER_GO_ON;
 }
@@ -1038,7 +1045,6 @@ static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * c
 static handler_t mod_uploadprogress_report_body(request_st * const r, plugin_data * const p) {
     const handler_t rc = request_body_read(r);
     if (HANDLER_GO_ON != rc) return rc;
-    request_ctx_set(r, p->id, NULL);
     char body[PROGRESS_REPORT_BODY_MAX];
     const long len = request_body_copy(r, body, sizeof body);
     if (len < 0) return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
@@ -1053,12 +1059,6 @@ SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
     if (REQUEST_CTX_REPORT == request_ctx_kind(r, p->id))
         return mod_uploadprogress_report_body(r, p);
     return progress_push_subrequest(r);
-}
-
-/* Lengths first: most paths differ in length, and the call costs more. */
-static int path_is(const request_st * const r, const buffer * const url) {
-    return NULL != url && buffer_clen(url) == buffer_clen(&r->uri.path)
-        && buffer_is_equal(url, &r->uri.path);
 }
 
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
