@@ -158,7 +158,8 @@ class Lighttpd(Server):
     name = "lighttpd"
 
     def __init__(self, root, module, with_module=True, backend=None, workers=1,
-                 remove_timeout=60, max_entries=None, stream=0, push_interval=None):
+                 remove_timeout=60, max_entries=None, stream=0, push_interval=None,
+                 report_url=None):
         super().__init__(root)
         mods = self.dir / "modules"
         mods.mkdir()
@@ -187,6 +188,8 @@ class Lighttpd(Server):
                 conf.append("upload-progress.max-entries = %d" % max_entries)
             if push_interval:
                 conf.append("upload-progress.push-interval = %d" % push_interval)
+            if report_url:
+                conf.append('upload-progress.report-url = "%s"' % report_url)
         if backend:   # a port, or the path of a unix socket
             where = ('"socket" => "%s"' % backend if isinstance(backend, Path)
                      else '"host" => "127.0.0.1", "port" => %d' % backend)
@@ -1036,6 +1039,23 @@ def keepalive_gets(port, path, n):
             pending = pending[length:]
 
 
+def keepalive_reports(port, path, n):
+    """n POSTs without a body to path (a report with its form in the query),
+    one after another on one keep-alive connection; each answer must be a
+    204, which has no body."""
+    request = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+               % path).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        pending = b""
+        for _ in range(n):
+            s.sendall(request)
+            while b"\r\n\r\n" not in pending:
+                pending += recv_some(s)
+            head, _, pending = pending.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 204"):
+                raise RuntimeError("POST %s answered %r" % (path, head[:80]))
+
+
 def per_request(cg, port, path, n):
     """The server's instructions per request, and the module's own."""
     keepalive_gets(port, path, 20)   # warm up: first-use allocations
@@ -1086,6 +1106,15 @@ def instructions(cfg, root, sink, backend, table):
             up.send_piece()      # in flight, and quiet while we count
             wait_uploading(cg.srv.port, ID)
             r["poll"], r["poll_own"] = per_request(cg, cg.srv.port, "/progress?X-Progress-ID=" + ID, n)
+        with Callgrind(Lighttpd(root, cfg.module, backend=sink.port,
+                                report_url="/progress-report")) as cg, \
+             SlowUpload(cg.srv.port, ID) as up:
+            up.send_piece()
+            wait_uploading(cg.srv.port, ID)
+            report = "/progress-report?X-Progress-ID=%s&stage=scanning&percent=40" % ID
+            keepalive_reports(cg.srv.port, report, 20)   # warm up
+            r["report"] = cg.count(lambda: keepalive_reports(cg.srv.port, report, n)) / n
+            r["report_own"] = module_instructions(cg.last) / n
         with Callgrind(Lighttpd(root, cfg.module, with_module=False)) as cg:
             r["static"], r["static_own"] = per_request(cg, cg.srv.port, "/tiny.json", n)
         with Callgrind(Lighttpd(root, cfg.module, with_module=True)) as cg:
@@ -1123,6 +1152,10 @@ def instructions(cfg, root, sink, backend, table):
                   "a poll; %.1f for tiny.json with the module loaded (calls into "
                   "its hooks; exact, unlike the totals)%s"
                   % (first["static_module_own"], spread("static_module_own"))))
+    table.append(("I report on an upload in flight", "%.0f" % first["report"],
+                  "%.2fx the poll; in the module %.1f; a POST of a stage and percent "
+                  "in the query, answered 204 (doc/processing.md)%s"
+                  % (first["report"] / first["poll"], first["report_own"], spread("report"))))
     more = first["static_module"] / first["static"] - 1
     table.append(("I tiny.json with / without module", "%.4fx" % (1 + more),
                   "%.0f vs %.0f%s; target <= 1.01x" % (first["static_module"], first["static"],

@@ -14,11 +14,16 @@ report() {
     "http://127.0.0.1:$SERVER_PORT/progress-report"
 }
 
+# each stage takes DEMO_STAGE_SECONDS (0.3 unless the server's environment
+# says otherwise: setenv.add-environment)
+stage=${DEMO_STAGE_SECONDS:-0.3}
+case $stage in *[!0-9.]*|'') stage=0.3 ;; esac
+
 report 'stage=checking+the+file&percent=0'
-sleep 0.3
+sleep "$stage"
 report 'percent=100'
 report 'stage=storing+it'
-sleep 0.3
+sleep "$stage"
 
 case $QUERY_STRING in
   *mode=202*)

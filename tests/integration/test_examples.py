@@ -13,8 +13,8 @@ server.errorlog := "{errorlog}"
 """ % EXAMPLES
 
 
-def start_shipped(tmp_path):
-    server = Lighttpd(tmp_path, base=SHIPPED, cwd=EXAMPLES)
+def start_shipped(tmp_path, config=""):
+    server = Lighttpd(tmp_path, config, base=SHIPPED, cwd=EXAMPLES)
     return server.start()
 
 
