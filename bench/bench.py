@@ -1020,10 +1020,12 @@ def recv_some(sock):
     return data
 
 
-def keepalive_gets(port, path, n):
-    """n GETs of path, one after another on one keep-alive connection; each
-    answer must be a 200."""
-    request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode()
+def keepalive_gets(port, path, n, method="GET", status=200):
+    """n requests without a body (GETs, or reports: POSTs with their form
+    in the query), one after another on one keep-alive connection; each
+    answer must have the status."""
+    request = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+               % (method, path, "" if method == "GET" else "Content-Length: 0\r\n")).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         pending = b""
         for _ in range(n):
@@ -1031,29 +1033,13 @@ def keepalive_gets(port, path, n):
             while b"\r\n\r\n" not in pending:
                 pending += recv_some(s)
             head, _, pending = pending.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError("GET %s answered %r" % (path, head[:80]))
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            if not head.startswith(b"HTTP/1.1 %d" % status):
+                raise RuntimeError("%s %s answered %r" % (method, path, head[:80]))
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            length = int(length.group(1)) if length else 0   # (a 204 has none)
             while len(pending) < length:
                 pending += recv_some(s)
             pending = pending[length:]
-
-
-def keepalive_reports(port, path, n):
-    """n POSTs without a body to path (a report with its form in the query),
-    one after another on one keep-alive connection; each answer must be a
-    204, which has no body."""
-    request = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
-               % path).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        pending = b""
-        for _ in range(n):
-            s.sendall(request)
-            while b"\r\n\r\n" not in pending:
-                pending += recv_some(s)
-            head, _, pending = pending.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 204"):
-                raise RuntimeError("POST %s answered %r" % (path, head[:80]))
 
 
 def per_request(cg, port, path, n):
@@ -1112,8 +1098,8 @@ def instructions(cfg, root, sink, backend, table):
             up.send_piece()
             wait_uploading(cg.srv.port, ID)
             report = "/progress-report?X-Progress-ID=%s&stage=scanning&percent=40" % ID
-            keepalive_reports(cg.srv.port, report, 20)   # warm up
-            r["report"] = cg.count(lambda: keepalive_reports(cg.srv.port, report, n)) / n
+            keepalive_gets(cg.srv.port, report, 20, "POST", 204)   # warm up
+            r["report"] = cg.count(lambda: keepalive_gets(cg.srv.port, report, n, "POST", 204)) / n
             r["report_own"] = module_instructions(cg.last) / n
         with Callgrind(Lighttpd(root, cfg.module, with_module=False)) as cg:
             r["static"], r["static_own"] = per_request(cg, cg.srv.port, "/tiny.json", n)

@@ -557,10 +557,11 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
                                     .phase = (progress_phase)s->phase,
                                     .percent = s->percent,
                                     .deadline = in_flight ? 0 : s->deadline };
-        memcpy(out->text, s->text, sizeof s->text);
-        out->text[sizeof s->text] = '\0';
-        if (PROGRESS_PHASE_PROCESSING == s->phase && !in_flight && now > s->deadline)
-            timed_out(out);
+        if (PROGRESS_PHASE_NONE != s->phase) {   /* (else the text is "") */
+            memcpy(out->text, s->text, sizeof s->text);
+            if (PROGRESS_PHASE_PROCESSING == s->phase && !in_flight && now > s->deadline)
+                timed_out(out);
+        }
     }
     table_unlock(t);
     if (!found) *out = (progress_snapshot){ .state = PROGRESS_STARTING,
