@@ -10,7 +10,8 @@ id=${HTTP_X_PROGRESS_ID:-$(printf '%s' "$QUERY_STRING" | sed -n 's/.*[Xx]-[Pp]ro
 
 report() {
   [ -n "$id" ] && command -v curl >/dev/null || return 0
-  curl -s -o /dev/null --max-time 5 -H "X-Progress-ID: $id" --data "$1" \
+  # (the server's preloads, such as a sanitizer's runtime, are not curl's)
+  LD_PRELOAD= curl -s -o /dev/null --max-time 5 -H "X-Progress-ID: $id" --data "$1" \
     "http://127.0.0.1:$SERVER_PORT/progress-report"
 }
 

@@ -69,7 +69,9 @@ def start(make_server, tmp_path, workers=1, backend="python", **kw):
         modules.append("mod_fastcgi")
         extra += ('fastcgi.server = ( ".php" => (( "bin-path" => "%s", '
                   '"socket" => "%s", "max-procs" => 1, '
-                  '"bin-environment" => ( "PHP_FCGI_CHILDREN" => "2" ) )) )\n'
+                  '"bin-environment" => ( "PHP_FCGI_CHILDREN" => "2" ), '
+                  # (not the server's preloads: a sanitizer's runtime in scripts/test)
+                  '"bin-copy-environment" => ( "PATH" ) )) )\n'
                   % (PHP_CGI, tmp_path / "php.sock"))
     server = make_server(config(workers, extra=extra, **kw), modules=tuple(modules))
     if workers > 1:
