@@ -1018,10 +1018,7 @@ static handler_t take_report(request_st * const r, plugin_data * const p, const 
 /* A backend's report at the report URL (doc/processing.md): checked at
  * once, taken at once without a body, else once lighttpd has read it. */
 static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * const p) {
-    /* a report from its first pass to its reset: never an upload, whatever
-     * its answer (the hooks that record refused uploads ask) */
     request_set_handler(r, (plugin_data_base *)p);
-    request_ctx_tag(r, p->id, REQUEST_CTX_REPORT);
     if (HTTP_METHOD_POST != r->http_method)
         return refuse_report(r, p, PROGRESS_REPORT_METHOD);
     progress_id id;
@@ -1070,8 +1067,13 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     if (REQUEST_CTX_NONE != request_ctx_kind(r, p->id)) return HANDLER_GO_ON;
 
     mod_uploadprogress_patch_config(r, p);
-    if (path_is(r, p->conf.report_url))
-        return mod_uploadprogress_report(r, p);
+    if (path_is(r, p->conf.report_url)) {
+        /* a report from its first pass to its reset, never an upload
+         * (whatever its answer: the hooks that record refused uploads
+         * ask), taken after this stage (see the physical hook) */
+        request_ctx_tag(r, p->id, REQUEST_CTX_REPORT);
+        return HANDLER_GO_ON;
+    }
     if (NULL == p->conf.progress_url) return HANDLER_GO_ON;
 
     if (path_is(r, p->conf.progress_url))
@@ -1080,6 +1082,17 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     if (request_is_upload(r))
         mod_uploadprogress_track(r, p);
     return HANDLER_GO_ON;
+}
+
+/* A report is taken here, after the uri stage, so that whatever refuses a
+ * request there (mod_auth, mod_access, ...) refuses a report too, whatever
+ * the order of the modules. */
+PHYSICALPATH_FUNC(mod_uploadprogress_physical) {
+    plugin_data * const p = p_d;
+    if (REQUEST_CTX_REPORT != request_ctx_kind(r, p->id) || NULL != r->handler_module)
+        return HANDLER_GO_ON;
+    mod_uploadprogress_patch_config(r, p);
+    return mod_uploadprogress_report(r, p);
 }
 
 /* Publishes this worker's live counts for polls answered by other workers:
@@ -1125,6 +1138,7 @@ static const plugin mod_uploadprogress_plugin = {
     .worker_init = mod_uploadprogress_worker_init,
 
     .handle_uri_clean      = mod_uploadprogress_uri_handler,
+    .handle_physical       = mod_uploadprogress_physical,
     .handle_response_start = mod_uploadprogress_response_start,
     .handle_request_reset  = mod_uploadprogress_reset,
     .handle_subrequest     = mod_uploadprogress_subrequest,

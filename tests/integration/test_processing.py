@@ -6,6 +6,7 @@ with one worker and four, over HTTP/1.1 and HTTP/2.
 The backends (tests/integration/www/stages*) report two stages after
 reading the body, each held until the test opens its gate (a file), so
 every answer is awaited, never timed."""
+import base64
 import json
 import os
 import socket
@@ -482,6 +483,37 @@ def test_a_report_in_the_query_string_needs_no_body(make_server, tmp_path):
     assert counts(server.poll(pid)[0]) == {"state": "uploading", "received": 100,
                                            "size": SIZE, "phase": "processing",
                                            "stage": "unpacking", "percent": 5}
+    up.send(SIZE - 100)
+    assert up.response()[0] == 200
+    up.close()
+
+
+def test_reports_behind_mod_auth_need_its_credentials_whatever_the_module_order(
+        make_server, tmp_path):
+    """mod_uploadprogress loaded before mod_auth (as for polls): a report is
+    taken after the uri stage, where mod_auth has refused it already."""
+    users = tmp_path / "users"
+    users.write_text("backend:secret\n")
+    extra = ('auth.backend = "plain"\nauth.backend.plain.userfile = "%s"\n'
+             'auth.require = ( "%s" => ( "method" => "basic", "realm" => "reports", '
+             '"require" => "valid-user" ) )\n' % (users, REPORT))
+    server = make_server(config(report_place=None, extra=extra)
+                         + 'upload-progress.report-url = "%s"\n' % REPORT,
+                         modules=("mod_uploadprogress", "mod_auth", "mod_authn_file", "mod_cgi"))
+    pid = IDS[15]
+    up = SlowUpload(server.port, "/sink.cgi", size=SIZE, pid=pid)
+    up.send(100)
+    server.wait_for(pid, lambda a: a.get("received") == 100)
+    status, hdrs, _ = report(server, pid, "stage=a")
+    assert status == 401 and "www-authenticate" in hdrs
+    # the same in the query string, with no body to wait for
+    status, _, _ = server.request("POST", "%s?X-Progress-ID=%s&stage=b" % (REPORT, pid),
+                                  body=b"")
+    assert status == 401
+    assert "phase" not in server.poll(pid)[0]
+    credentials = "Basic " + base64.b64encode(b"backend:secret").decode()
+    assert report(server, pid, "stage=a", headers={"Authorization": credentials})[0] == 204
+    assert server.poll(pid)[0]["stage"] == "a"
     up.send(SIZE - 100)
     assert up.response()[0] == 200
     up.close()
