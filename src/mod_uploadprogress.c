@@ -979,11 +979,8 @@ static void log_report(request_st * const r, const progress_id * const id, const
 }
 
 /* Takes a report whose form data are the query string and body (which
- * may be empty): 204 if it changed the work on the upload of its id. */
-static handler_t take_report(request_st * const r, plugin_data * const p, const char * const body, const size_t body_len) {
-    progress_id id;
-    if (ID_FOUND != request_progress_id(r, &id)) /* (checked before the body) */
-        return refuse_report(r, p, PROGRESS_REPORT_BAD_ID);
+ * may be empty): 204 if it changed the work on the upload of id. */
+static handler_t take_report(request_st * const r, plugin_data * const p, const progress_id * const id, const char * const body, const size_t body_len) {
     progress_report rep;
     progress_report_init(&rep);
     progress_report_problem problem =
@@ -995,7 +992,7 @@ static handler_t take_report(request_st * const r, plugin_data * const p, const 
     if (PROGRESS_REPORT_VALID != problem)
         return refuse_report(r, p, problem);
     const unix_time64_t now = log_monotonic_secs;
-    switch (progress_table_report(p->table, &id, rep.phase, rep.percent,
+    switch (progress_table_report(p->table, id, rep.phase, rep.percent,
                                   rep.has_text ? rep.text : NULL, rep.text_len,
                                   now, now + p->conf.remove_timeout)) {
       case PROGRESS_REPORT_OK:
@@ -1008,17 +1005,18 @@ static handler_t take_report(request_st * const r, plugin_data * const p, const 
       default:
         return refuse_report(r, p, PROGRESS_REPORT_UNAVAILABLE);
     }
-    if (p->conf.debug) log_report(r, &id, &rep, 204);
+    if (p->conf.debug) log_report(r, id, &rep, 204);
     progress_counters_add(p->counters, PROGRESS_COUNT_REPORTS);
     r->http_status = 204;
     r->resp_body_finished = 1;
     return HANDLER_FINISHED;
 }
 
-/* A backend's report at the report URL (doc/processing.md): checked at
- * once, taken at once without a body, else once lighttpd has read it. */
+/* A backend's report at the report URL (doc/processing.md), in the
+ * module's handler: checked, then taken once lighttpd has read its body
+ * (if any). */
 static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * const p) {
-    request_set_handler(r, (plugin_data_base *)p);
+    mod_uploadprogress_patch_config(r, p); /* (other requests ran meanwhile) */
     if (HTTP_METHOD_POST != r->http_method)
         return refuse_report(r, p, PROGRESS_REPORT_METHOD);
     progress_id id;
@@ -1032,20 +1030,12 @@ static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * c
     }
     if (request_body_length(r) > PROGRESS_REPORT_BODY_MAX)
         return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
-    if (0 == request_body_length(r))
-        return take_report(r, p, "", 0);
-    request_body_whole(r);
-    return HANDLER_GO_ON;
-}
-
-/* The handler of a report with a body: once lighttpd has read it all. */
-static handler_t mod_uploadprogress_report_body(request_st * const r, plugin_data * const p) {
     const handler_t rc = request_body_read(r);
     if (HANDLER_GO_ON != rc) return rc;
     char body[PROGRESS_REPORT_BODY_MAX];
     const long len = request_body_copy(r, body, sizeof body);
     if (len < 0) return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
-    return take_report(r, p, body, (size_t)len);
+    return take_report(r, p, &id, body, (size_t)len);
 }
 
 /* The module's handler: a report's body to read, or an event stream
@@ -1054,7 +1044,7 @@ static handler_t mod_uploadprogress_report_body(request_st * const r, plugin_dat
 SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
     plugin_data * const p = p_d;
     if (REQUEST_CTX_REPORT == request_ctx_kind(r, p->id))
-        return mod_uploadprogress_report_body(r, p);
+        return mod_uploadprogress_report(r, p);
     return progress_push_subrequest(r);
 }
 
@@ -1070,8 +1060,12 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     if (path_is(r, p->conf.report_url)) {
         /* a report from its first pass to its reset, never an upload
          * (whatever its answer: the hooks that record refused uploads
-         * ask), taken after this stage (see the physical hook) */
+         * ask); taken by the module's handler, after this stage, so that
+         * the modules that refuse requests in it (mod_auth, mod_access)
+         * refuse reports too, whatever the order of the modules */
         request_ctx_tag(r, p->id, REQUEST_CTX_REPORT);
+        request_set_handler(r, (plugin_data_base *)p);
+        request_body_whole(r);
         return HANDLER_GO_ON;
     }
     if (NULL == p->conf.progress_url) return HANDLER_GO_ON;
@@ -1082,17 +1076,6 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     if (request_is_upload(r))
         mod_uploadprogress_track(r, p);
     return HANDLER_GO_ON;
-}
-
-/* A report is taken here, after the uri stage, so that whatever refuses a
- * request there (mod_auth, mod_access, ...) refuses a report too, whatever
- * the order of the modules. */
-PHYSICALPATH_FUNC(mod_uploadprogress_physical) {
-    plugin_data * const p = p_d;
-    if (REQUEST_CTX_REPORT != request_ctx_kind(r, p->id) || NULL != r->handler_module)
-        return HANDLER_GO_ON;
-    mod_uploadprogress_patch_config(r, p);
-    return mod_uploadprogress_report(r, p);
 }
 
 /* Publishes this worker's live counts for polls answered by other workers:
@@ -1138,7 +1121,6 @@ static const plugin mod_uploadprogress_plugin = {
     .worker_init = mod_uploadprogress_worker_init,
 
     .handle_uri_clean      = mod_uploadprogress_uri_handler,
-    .handle_physical       = mod_uploadprogress_physical,
     .handle_response_start = mod_uploadprogress_response_start,
     .handle_request_reset  = mod_uploadprogress_reset,
     .handle_subrequest     = mod_uploadprogress_subrequest,
