@@ -17,7 +17,7 @@ import pytest
 from h2client import H2Client
 from lighty import ROOT, SlowUpload, counts, wait_for
 from test_counters import statistics_on_new_connection
-from test_events import H1Stream, progress
+from test_events import H1Stream, H2Watch, progress
 from test_workers import wait_for_workers
 
 IDS = ["%032x" % (0x22000 + n) for n in range(16)]
@@ -463,10 +463,18 @@ def test_http2_polls_and_reports(make_server, tmp_path):
         assert client.response(sid)[0] == 204
         assert counts(client.poll(pid)[0]) == answer(phase="processing", stage="checking",
                                                      percent=75)
+        # an event stream over HTTP/2 tells it too, and ends with the work
+        watch = H2Watch(server, pid)
+        watch.wait(lambda a: a.get("stage") == "checking" and a.get("percent") == 75)
         for k in (1, 2):
             (server.dir / "www" / "gates" / ("%s.%d" % (pid, k))).touch()
         assert client.response(up)[0] == 200
         assert client.poll(pid)[0]["phase"] == "finished"
+        events = progress(watch.ended())
+        watch.close()
+        assert events[-1] == {"state": "done", "received": SIZE, "size": SIZE,
+                              "phase": "finished"}
+        assert_states(events)
     finally:
         client.close()
 
