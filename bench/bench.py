@@ -160,7 +160,8 @@ class Lighttpd(Server):
     name = "lighttpd"
 
     def __init__(self, root, module, with_module=True, backend=None, workers=1,
-                 remove_timeout=60, max_entries=None, stream=0, push_interval=None):
+                 remove_timeout=60, max_entries=None, stream=0, push_interval=None,
+                 report_url=None):
         super().__init__(root)
         mods = self.dir / "modules"
         mods.mkdir()
@@ -189,6 +190,8 @@ class Lighttpd(Server):
                 conf.append("upload-progress.max-entries = %d" % max_entries)
             if push_interval:
                 conf.append("upload-progress.push-interval = %d" % push_interval)
+            if report_url:
+                conf.append('upload-progress.report-url = "%s"' % report_url)
         if backend:   # a port, or the path of a unix socket
             where = ('"socket" => "%s"' % backend if isinstance(backend, Path)
                      else '"host" => "127.0.0.1", "port" => %d' % backend)
@@ -1019,10 +1022,12 @@ def recv_some(sock):
     return data
 
 
-def keepalive_gets(port, path, n):
-    """n GETs of path, one after another on one keep-alive connection; each
-    answer must be a 200."""
-    request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode()
+def keepalive_gets(port, path, n, method="GET", status=200):
+    """n requests without a body (GETs, or reports: POSTs with their form
+    in the query), one after another on one keep-alive connection; each
+    answer must have the status."""
+    request = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+               % (method, path, "" if method == "GET" else "Content-Length: 0\r\n")).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         pending = b""
         for _ in range(n):
@@ -1030,9 +1035,10 @@ def keepalive_gets(port, path, n):
             while b"\r\n\r\n" not in pending:
                 pending += recv_some(s)
             head, _, pending = pending.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError("GET %s answered %r" % (path, head[:80]))
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            if not head.startswith(b"HTTP/1.1 %d" % status):
+                raise RuntimeError("%s %s answered %r" % (method, path, head[:80]))
+            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            length = int(length.group(1)) if length else 0   # (a 204 has none)
             while len(pending) < length:
                 pending += recv_some(s)
             pending = pending[length:]
@@ -1088,6 +1094,15 @@ def instructions(cfg, root, sink, backend, table):
             up.send_piece()      # in flight, and quiet while we count
             wait_uploading(cg.srv.port, ID)
             r["poll"], r["poll_own"] = per_request(cg, cg.srv.port, "/progress?X-Progress-ID=" + ID, n)
+        with Callgrind(Lighttpd(root, cfg.module, backend=sink.port,
+                                report_url="/progress-report")) as cg, \
+             SlowUpload(cg.srv.port, ID) as up:
+            up.send_piece()
+            wait_uploading(cg.srv.port, ID)
+            report = "/progress-report?X-Progress-ID=%s&stage=scanning&percent=40" % ID
+            keepalive_gets(cg.srv.port, report, 20, "POST", 204)   # warm up
+            r["report"] = cg.count(lambda: keepalive_gets(cg.srv.port, report, n, "POST", 204)) / n
+            r["report_own"] = module_instructions(cg.last) / n
         with Callgrind(Lighttpd(root, cfg.module, with_module=False)) as cg:
             r["static"], r["static_own"] = per_request(cg, cg.srv.port, "/tiny.json", n)
         with Callgrind(Lighttpd(root, cfg.module, with_module=True)) as cg:
@@ -1125,6 +1140,10 @@ def instructions(cfg, root, sink, backend, table):
                   "a poll; %.1f for tiny.json with the module loaded (calls into "
                   "its hooks; exact, unlike the totals)%s"
                   % (first["static_module_own"], spread("static_module_own"))))
+    table.append(("I report on an upload in flight", "%.0f" % first["report"],
+                  "%.2fx the poll; in the module %.1f; a POST of a stage and percent "
+                  "in the query, answered 204 (doc/processing.md)%s"
+                  % (first["report"] / first["poll"], first["report_own"], spread("report"))))
     more = first["static_module"] / first["static"] - 1
     table.append(("I tiny.json with / without module", "%.4fx" % (1 + more),
                   "%.0f vs %.0f%s; target <= 1.01x" % (first["static_module"], first["static"],

@@ -11,8 +11,10 @@ const SPEED_WINDOW = 5000;            // ms of samples behind a computed speed
 
 const FINAL_STATES = new Set(["done", "error", "cancelled"]);
 
+// Final: the upload has ended, and so has the server's work on it (a 202's
+// work goes on after "done" until its outcome: doc/processing.md).
 export function isFinal(state) {
-  return FINAL_STATES.has(state.state);
+  return FINAL_STATES.has(state.state) && state.processing?.phase !== "processing";
 }
 
 // 128 random bits as 32 lower-case hex digits.
@@ -52,11 +54,25 @@ function speedMeter() {
   };
 }
 
+// The server's work on the upload after its last byte, where the server
+// tells it: { phase: "processing" | "finished" | "failed", stage, percent,
+// message } (each of the last three only when known).
+function processingOf(answer) {
+  if (!answer.phase) return undefined;
+  const work = { phase: answer.phase };
+  for (const key of ["stage", "percent", "message"]) {
+    if (answer[key] !== undefined) work[key] = answer[key];
+  }
+  return work;
+}
+
 // Turns one answer of the server into the state reported to callbacks.
 // The server's "speed" and "eta" are used when it sends them; its speed is 0
 // for the first second or two of an upload, while it has no measurement yet.
 function stateOf(id, answer, measure) {
   const s = { id, state: answer.state, received: answer.received, size: answer.size };
+  const processing = processingOf(answer);
+  if (processing) s.processing = processing;
   if (answer.state === "error") s.status = answer.status;
   if (answer.state === "done") s.percent = 100;
   if (answer.state !== "uploading") return s;
@@ -188,6 +204,13 @@ export function watchProgress(id, onState, options = {}) {
     try {
       const last = stateOf(id, await fetchAnswer(url, pollInit), measure);
       if (isFinal(last)) state = last;
+      else if (last.state === "done") {
+        // a 202: the server works on; follow the work to its outcome
+        report(last);
+        if (watcher.transport === "events") listen();
+        else poll();
+        return;
+      }
     } catch {
       // the fallback stands
     }

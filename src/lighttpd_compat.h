@@ -128,6 +128,39 @@ static inline int request_handed_on(const request_st * const r)
     return NULL != status && atoi(status->ptr) == r->http_status;
 }
 
+/* Reading a small request body in the module's handler (a report): the
+ * same in every supported release. */
+
+/* lighttpd is to read the whole body before the handler sees it, however
+ * server.stream-request-body is set. */
+static inline void request_body_whole(request_st * const r)
+{
+    r->conf.stream_request_body &=
+      ~(FDEVENT_STREAM_REQUEST | FDEVENT_STREAM_REQUEST_BUFMIN);
+}
+
+/* Reads what has come of the body: HANDLER_GO_ON once all of it is in,
+ * HANDLER_WAIT_FOR_EVENT until then, or lighttpd's error. */
+static inline handler_t request_body_read(request_st * const r)
+{
+    if (CON_STATE_READ_POST != r->state) return HANDLER_GO_ON;
+    const handler_t rc = r->con->reqbody_read(r);
+    if (HANDLER_GO_ON != rc) return rc;
+    return CON_STATE_READ_POST == r->state ? HANDLER_WAIT_FOR_EVENT : HANDLER_GO_ON;
+}
+
+/* Copies the whole body, read, into buf: its length, or -1 if it is
+ * longer than cap (or cannot be read). */
+static inline long request_body_copy(request_st * const r, char * const buf, const size_t cap)
+{
+    const off_t len = chunkqueue_length(&r->reqbody_queue);
+    if (len < 0 || (uint64_t)len > cap) return -1;
+    if (0 != len && 0 != chunkqueue_read_data(&r->reqbody_queue, buf, (uint32_t)len,
+                                              r->conf.errh))
+        return -1;
+    return (long)len;
+}
+
 /* Streaming a response (progress_push): the same in every supported
  * release. */
 

@@ -36,12 +36,13 @@
 #include "progress_push.h"
 #include "progress_region.h"
 #include "progress_render.h"
+#include "progress_report.h"
 #include "progress_table.h"
 #include "request_ctx.h"
 #include "test_plant.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
-#define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 5 GiB of table */
+#define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 7.5 GiB of table */
 /* Work of the once-a-second sweep (slots looked at or shifted): 512 KiB of
  * a table that is mostly not in the CPU's caches.  65,536 (4 MiB) stalled
  * polls by ~4 ms more when many entries expired (doc/benchmarks.md, line 5);
@@ -54,12 +55,16 @@
 #define UPLOADPROGRESS_MAX_STREAMS_LIMIT (1u << 20)
 /* seconds a client refused for too many streams is asked to wait */
 #define UPLOADPROGRESS_STREAMS_RETRY_AFTER "5"
+/* seconds a 202's work may stay open without an outcome (doc/processing.md) */
+#define UPLOADPROGRESS_PROCESSING_TIMEOUT_DEFAULT 3600
 /* owner_ref of an entry recorded for a request that was never tracked */
 #define UPLOADPROGRESS_REF_NONE UINT32_MAX
 
 typedef struct {
     const buffer *progress_url;   /* NULL: the module is off */
+    const buffer *report_url;     /* NULL: no reports taken here */
     unsigned int remove_timeout;
+    unsigned int processing_timeout;
     unsigned char debug;
     unsigned char format;         /* progress_format */
 } plugin_config;
@@ -75,6 +80,7 @@ typedef struct {
     unsigned char keep_alive;     /* whether the connection was to be kept */
     uint32_t ref;                 /* index in plugin_data.uploads */
     unsigned int remove_timeout;
+    unsigned int processing_timeout;
     unsigned char debug;
 } upload_ctx;
 
@@ -122,8 +128,8 @@ typedef struct {
 
     progress_counters *counters;  /* in the region */
     /* what this process last put into plugin_stats: the counts, then the
-     * entries */
-    unsigned long published[PROGRESS_COUNT_N + 1];
+     * entries and the open work */
+    unsigned long published[PROGRESS_COUNT_N + 2];
 } plugin_data;
 
 static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
@@ -201,6 +207,12 @@ static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, con
       case 5: /* upload-progress.publish-interval: the server's timer */
       case 6: /* upload-progress.push-interval: the server's timer */
       case 7: /* upload-progress.max-streams: one count for the server */
+        break;
+      case 8: /* upload-progress.report-url */
+        pconf->report_url = cpv->v.b;
+        break;
+      case 9: /* upload-progress.processing-timeout */
+        pconf->processing_timeout = cpv->v.u;
         break;
       default:/* should not happen */
         return;
@@ -308,6 +320,24 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
       case 6: /* upload-progress.push-interval */
       case 7: /* upload-progress.max-streams */
         return mod_uploadprogress_check_push_cpv(srv, p, cpv, global);
+      case 8: /* upload-progress.report-url */
+        if (buffer_is_blank(cpv->v.b)) {
+            cpv->v.b = NULL;
+        } else if (cpv->v.b->ptr[0] != '/') {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.report-url must be a URL path starting "
+              "with '/', not \"%s\"", cpv->v.b->ptr);
+            return 0;
+        }
+        return 1;
+      case 9: /* upload-progress.processing-timeout */
+        if (cpv->v.u < 1 || cpv->v.u > INT32_MAX) {
+            log_error(srv->errh, __FILE__, __LINE__,
+              "upload-progress.processing-timeout must be a number of seconds "
+              "from 1 to %d, not %u", INT32_MAX, cpv->v.u);
+            return 0;
+        }
+        return 1;
       default:
         return 1;
     }
@@ -342,6 +372,9 @@ static void mod_uploadprogress_publish_counts(plugin_data * const p, const int a
     const unsigned long entries = progress_table_count(p->table);
     if (count_to_publish(p, PROGRESS_COUNT_N, entries, always))
         stats_set(CONST_STR_LEN("uploadprogress.entries"), entries);
+    const unsigned long processing = progress_table_open_work(p->table);
+    if (count_to_publish(p, PROGRESS_COUNT_N + 1, processing, always))
+        stats_set(CONST_STR_LEN("uploadprogress.processing"), processing);
 }
 
 /* The table's hash key, made for each fresh table. */
@@ -483,6 +516,12 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
      ,{ CONST_STR_LEN("upload-progress.max-streams"),
         T_CONFIG_INT,
         T_CONFIG_SCOPE_SERVER }
+     ,{ CONST_STR_LEN("upload-progress.report-url"),
+        T_CONFIG_STRING,
+        T_CONFIG_SCOPE_CONNECTION }
+     ,{ CONST_STR_LEN("upload-progress.processing-timeout"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_CONNECTION }
      ,{ NULL, 0,
         T_CONFIG_UNSET,
         T_CONFIG_SCOPE_UNSET }
@@ -506,6 +545,7 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     }
 
     p->defaults.remove_timeout = 60;
+    p->defaults.processing_timeout = UPLOADPROGRESS_PROCESSING_TIMEOUT_DEFAULT;
 
     /* initialize p->defaults from global config context */
     if (p->nconfig > 0 && p->cvlist->v.u2[1]) {
@@ -597,6 +637,7 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
     ctx->speed_second = log_monotonic_secs; /* (the table's begin) */
     ctx->keep_alive = (unsigned char)request_keeps_connection(r);
     ctx->remove_timeout = p->conf.remove_timeout;
+    ctx->processing_timeout = p->conf.processing_timeout;
     ctx->debug = p->conf.debug;
     progress_push_uploads(p->push, r->con->srv, p->uploads_used - p->nfree);
     return ctx;
@@ -740,14 +781,31 @@ static void log_finish(request_st * const r, const progress_id * const id, const
       (long long)fin->received, (long long)fin->size);
 }
 
+/* A 202 Accepted with the whole body leaves the work open until the
+ * backend reports its outcome or the processing timeout passes; the entry
+ * stays remove-timeout after that (doc/processing.md, "202 Accepted"). */
+static int64_t keep_work_open(const request_st * const r, const upload_ctx * const ctx, progress_snapshot * const fin) {
+    const int64_t expires = log_monotonic_secs + ctx->remove_timeout;
+    if (202 != r->http_status || PROGRESS_DONE != fin->state) return expires;
+    fin->phase = PROGRESS_PHASE_PROCESSING;
+    fin->deadline = log_monotonic_secs + ctx->processing_timeout;
+    return expires + ctx->processing_timeout;
+}
+
 static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
     request_ctx_set(r, p->id, NULL);
-    const progress_snapshot fin = upload_outcome(r, p, ctx);
-    if (progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin,
-                              log_monotonic_secs + ctx->remove_timeout))
+    progress_snapshot fin = upload_outcome(r, p, ctx);
+    const int64_t expires = keep_work_open(r, ctx, &fin);
+    if (progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin, expires))
         progress_counters_ended(p->counters, PROGRESS_ERROR == fin.state, 1);
     if (ctx->debug) log_finish(r, &ctx->id, &fin);
     upload_ctx_free(p, ctx);
+}
+
+/* Lengths first: most paths differ in length, and the call costs more. */
+static int path_is(const request_st * const r, const buffer * const url) {
+    return NULL != url && buffer_clen(url) == buffer_clen(&r->uri.path)
+        && buffer_is_equal(url, &r->uri.path);
 }
 
 /* lighttpd refused an upload before the uri stage (413 for its
@@ -760,7 +818,8 @@ static int record_refused(request_st * const r, plugin_data * const p) {
     config_cond_cache_reset(r);
     mod_uploadprogress_patch_config(r, p);
     if (NULL == p->conf.progress_url
-        || buffer_is_equal(p->conf.progress_url, &r->uri.path))
+        || buffer_is_equal(p->conf.progress_url, &r->uri.path)
+        || path_is(r, p->conf.report_url))   /* (a report, not an upload) */
         return 0;
     progress_id id;
     if (ID_FOUND != request_progress_id(r, &id)) return 0;
@@ -813,6 +872,9 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
       case REQUEST_CTX_UNTRACKED:
       case REQUEST_CTX_UPLOAD_ENDED:
         keep_upload_mark(r, p, request_ctx_kind(r, p->id));
+        break;
+      case REQUEST_CTX_REPORT:
+        request_ctx_set(r, p->id, NULL);
         break;
       case REQUEST_CTX_NONE:
         if (r->http_status >= 400 && request_is_upload(r)
@@ -920,12 +982,6 @@ static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * c
     return answer_problem(r, p, 503, PROGRESS_PROBLEM_TOO_MANY_STREAMS);
 }
 
-/* The timer of an event stream writes its events; here lighttpd only asks
- * whether the stream's client is still there. */
-SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
-    UNUSED(p_d);
-    return progress_push_subrequest(r);
-}
 
 static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * const p) {
     if (!http_method_get_or_head(r->http_method)) {
@@ -973,6 +1029,103 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
     return answer(r, 200, content_type, body, len);
 }
 
+static const int report_status[] = {
+    [PROGRESS_REPORT_NO_ID] = 400, [PROGRESS_REPORT_BAD_ID] = 400,
+    [PROGRESS_REPORT_METHOD] = 405, [PROGRESS_REPORT_UNKNOWN_ID] = 404,
+    [PROGRESS_REPORT_ENDED] = 409, [PROGRESS_REPORT_UNAVAILABLE] = 503 };
+
+/* A refused report: 400 for bad input, else as report_status says. */
+static handler_t refuse_report(request_st * const r, plugin_data * const p, const progress_report_problem problem) {
+    size_t len;
+    const char * const body = progress_report_problem_body(problem, &len);
+    const int status = (size_t)problem < sizeof report_status / sizeof *report_status
+                       && report_status[problem] ? report_status[problem] : 400;
+    if (405 == status)
+        http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
+                                 CONST_STR_LEN("POST"));
+    if (status < 500) /* (a 503 refuses a good report for want of the table) */
+        progress_counters_add(p->counters, PROGRESS_COUNT_BAD_REPORTS);
+    return answer(r, status, "application/json", body, len);
+}
+
+static void log_report(request_st * const r, const progress_id * const id, const progress_report * const rep, const int status) {
+    char idhex[PROGRESS_ID_HEX_LEN + 1];
+    progress_id_format(id, idhex);
+    log_error(r->conf.errh, __FILE__, __LINE__,
+      "upload-progress: report %s phase %d percent %d text \"%.*s\" -> %d", idhex,
+      (int)rep->phase, rep->percent, (int)rep->text_len, rep->text, status);
+}
+
+/* Takes a report whose form data are the query string and body (which
+ * may be empty): 204 if it changed the work on the upload of id. */
+static handler_t take_report(request_st * const r, plugin_data * const p, const progress_id * const id, const char * const body, const size_t body_len) {
+    progress_report rep;
+    progress_report_init(&rep);
+    progress_report_problem problem =
+      progress_report_add(&rep, r->uri.query.ptr, buffer_clen(&r->uri.query));
+    if (PROGRESS_REPORT_VALID == problem)
+        problem = progress_report_add(&rep, body, body_len);
+    if (PROGRESS_REPORT_VALID == problem)
+        problem = progress_report_check(&rep);
+    if (PROGRESS_REPORT_VALID != problem)
+        return refuse_report(r, p, problem);
+    const unix_time64_t now = log_monotonic_secs;
+    switch (progress_table_report(p->table, id, rep.phase, rep.percent,
+                                  rep.has_text ? rep.text : NULL, rep.text_len,
+                                  now, now + p->conf.remove_timeout)) {
+      case PROGRESS_REPORT_OK:
+        break;
+      case PROGRESS_REPORT_UNKNOWN:
+        return refuse_report(r, p, PROGRESS_REPORT_UNKNOWN_ID);
+      case PROGRESS_REPORT_FINISHED:
+        return refuse_report(r, p, PROGRESS_REPORT_ENDED);
+      case PROGRESS_REPORT_NO_LOCK:
+      default:
+        return refuse_report(r, p, PROGRESS_REPORT_UNAVAILABLE);
+    }
+    if (p->conf.debug) log_report(r, id, &rep, 204);
+    progress_counters_add(p->counters, PROGRESS_COUNT_REPORTS);
+    r->http_status = 204;
+    r->resp_body_finished = 1;
+    return HANDLER_FINISHED;
+}
+
+/* A backend's report at the report URL (doc/processing.md), in the
+ * module's handler: checked, then taken once lighttpd has read its body
+ * (if any). */
+static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * const p) {
+    mod_uploadprogress_patch_config(r, p); /* (other requests ran meanwhile) */
+    if (HTTP_METHOD_POST != r->http_method)
+        return refuse_report(r, p, PROGRESS_REPORT_METHOD);
+    progress_id id;
+    switch (request_progress_id(r, &id)) {
+      case ID_FOUND:
+        break;
+      case ID_MALFORMED:
+        return refuse_report(r, p, PROGRESS_REPORT_BAD_ID);
+      default:
+        return refuse_report(r, p, PROGRESS_REPORT_NO_ID);
+    }
+    if (request_body_length(r) > PROGRESS_REPORT_BODY_MAX)
+        return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
+    const handler_t rc = request_body_read(r);
+    if (HANDLER_GO_ON != rc) return rc;
+    char body[PROGRESS_REPORT_BODY_MAX];
+    const long len = request_body_copy(r, body, sizeof body);
+    if (len < 0) return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
+    return take_report(r, p, &id, body, (size_t)len);
+}
+
+/* The module's handler: a report's body to read, or an event stream
+ * (whose timer writes its events; here lighttpd only asks whether the
+ * stream's client is still there). */
+SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
+    plugin_data * const p = p_d;
+    if (REQUEST_CTX_REPORT == request_ctx_kind(r, p->id))
+        return mod_uploadprogress_report(r, p);
+    return progress_push_subrequest(r);
+}
+
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     plugin_data * const p = p_d;
     if (NULL != r->handler_module) return HANDLER_GO_ON;
@@ -982,11 +1135,20 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     if (REQUEST_CTX_NONE != request_ctx_kind(r, p->id)) return HANDLER_GO_ON;
 
     mod_uploadprogress_patch_config(r, p);
+    if (path_is(r, p->conf.report_url)) {
+        /* a report from its first pass to its reset, never an upload
+         * (whatever its answer: the hooks that record refused uploads
+         * ask); taken by the module's handler, after this stage, so that
+         * the modules that refuse requests in it (mod_auth, mod_access)
+         * refuse reports too, whatever the order of the modules */
+        request_ctx_tag(r, p->id, REQUEST_CTX_REPORT);
+        request_set_handler(r, (plugin_data_base *)p);
+        request_body_whole(r);
+        return HANDLER_GO_ON;
+    }
     if (NULL == p->conf.progress_url) return HANDLER_GO_ON;
 
-    /* lengths first: most paths differ in length, and the call costs more */
-    if (buffer_clen(p->conf.progress_url) == buffer_clen(&r->uri.path)
-        && buffer_is_equal(p->conf.progress_url, &r->uri.path))
+    if (path_is(r, p->conf.progress_url))
         return mod_uploadprogress_poll(r, p);
 
     if (request_is_upload(r))

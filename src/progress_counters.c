@@ -25,6 +25,8 @@ static const char *const names[PROGRESS_COUNT_N] = {
     [PROGRESS_COUNT_POLLS] = "uploadprogress.polls",
     [PROGRESS_COUNT_BAD_POLLS] = "uploadprogress.bad_polls",
     [PROGRESS_COUNT_IN_FLIGHT] = "uploadprogress.in_flight",
+    [PROGRESS_COUNT_REPORTS] = "uploadprogress.reports",
+    [PROGRESS_COUNT_BAD_REPORTS] = "uploadprogress.bad_reports",
 };
 
 size_t progress_counters_bytes(void)

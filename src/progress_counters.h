@@ -25,6 +25,8 @@ typedef enum progress_count {
     PROGRESS_COUNT_POLLS,      /* polls answered */
     PROGRESS_COUNT_BAD_POLLS,  /* polls refused */
     PROGRESS_COUNT_IN_FLIGHT,  /* gauge: tracked uploads not ended yet */
+    PROGRESS_COUNT_REPORTS,    /* backends' reports taken (204) */
+    PROGRESS_COUNT_BAD_REPORTS, /* reports refused (400, 404, 405, 409) */
     PROGRESS_COUNT_N
 } progress_count;
 

@@ -253,9 +253,12 @@ static void stream_end(progress_push * const push, push_stream * const s, const 
     stream_close(push, s);
 }
 
+/* The upload has ended, and so has the work on it: a 202's open work
+ * keeps the stream until its outcome (doc/processing.md). */
 static int answer_is_final(const progress_snapshot * const snap)
 {
-    return PROGRESS_DONE == snap->state || PROGRESS_ERROR == snap->state;
+    return (PROGRESS_DONE == snap->state || PROGRESS_ERROR == snap->state)
+        && PROGRESS_PHASE_PROCESSING != snap->phase;
 }
 
 /* One tick of a stream (or its start, with force): sends what changed. */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "progress_report.h"
+
 typedef struct {
     char *p;
 } out;
@@ -100,11 +102,13 @@ typedef struct {
 #define PIECE(s) { (s), sizeof(s) - 1 }
 
 /* How an object answer (JSON, legacy) spells its parts; each field's piece
- * goes before its value.  No speed piece: no speed and eta. */
+ * goes before its value.  No speed piece: no speed and eta; no work: no
+ * processing record (legacy answers as it always has). */
 typedef struct {
     piece open;         /* up to the state name */
     piece state_end;
     piece status, received, size, speed, eta;
+    int work;
     piece close;
 } object_syntax;
 
@@ -112,6 +116,7 @@ static const object_syntax json_syntax = {
     PIECE("{\"state\":\""), PIECE("\""),
     PIECE(",\"status\":"), PIECE(",\"received\":"), PIECE(",\"size\":"),
     PIECE(",\"speed\":"), PIECE(",\"eta\":"),
+    1,
     PIECE("}")
 };
 
@@ -119,6 +124,7 @@ static const object_syntax legacy_syntax = {
     PIECE("new Object({ 'state' : '"), PIECE("'"),
     PIECE(", 'status' : "), PIECE(", 'received' : "), PIECE(", 'size' : "),
     { NULL, 0 }, { NULL, 0 },
+    0,
     PIECE(" })")
 };
 
@@ -128,6 +134,41 @@ static void put_field(out *o, const piece *name, int64_t v)
     if (v < 0) return;
     put_str(o, name->s, name->len);
     put_int(o, v);
+}
+
+progress_phase progress_shown_phase(const progress_snapshot *snap)
+{
+    if (snap->phase != PROGRESS_PHASE_NONE) return snap->phase;
+    if (snap->state == PROGRESS_UPLOADING && snap->size >= 0 && snap->received == snap->size)
+        return PROGRESS_PHASE_PROCESSING;
+    return PROGRESS_PHASE_NONE;
+}
+
+/* ,"phase":"processing","stage":"...","percent":N (doc/processing.md).
+ * The text is checked again: a report's write cut short by a death (the
+ * table repairs the slots, not their words) must not reach a page. */
+static void put_work(out *o, const progress_snapshot *snap)
+{
+    static const piece phases[] = { { NULL, 0 }, PIECE("processing"),
+                                    PIECE("finished"), PIECE("failed") };
+    const progress_phase phase = progress_shown_phase(snap);
+    if (phase == PROGRESS_PHASE_NONE || (unsigned)phase > PROGRESS_PHASE_FAILED) return;
+    PUT_LITERAL(o, ",\"phase\":\"");
+    put_str(o, phases[phase].s, phases[phase].len);
+    *o->p++ = '"';
+    if (snap->phase == PROGRESS_PHASE_NONE) return;   /* nothing reported */
+    const char * const nul = memchr(snap->text, '\0', sizeof snap->text);
+    const size_t tlen = NULL != nul ? (size_t)(nul - snap->text) : sizeof snap->text;
+    if (progress_report_text_is_valid(snap->text, tlen)) {
+        if (phase == PROGRESS_PHASE_PROCESSING) PUT_LITERAL(o, ",\"stage\":\"");
+        else PUT_LITERAL(o, ",\"message\":\"");
+        put_str(o, snap->text, tlen);
+        *o->p++ = '"';
+    }
+    if (phase == PROGRESS_PHASE_PROCESSING && snap->percent >= 0 && snap->percent <= 100) {
+        PUT_LITERAL(o, ",\"percent\":");
+        put_int(o, snap->percent);
+    }
 }
 
 static void render_object(out *o, const progress_snapshot *snap, const object_syntax *syn)
@@ -143,6 +184,7 @@ static void render_object(out *o, const progress_snapshot *snap, const object_sy
             put_field(o, &syn->speed, snap->speed);
             put_field(o, &syn->eta, progress_eta(snap));
         }
+        if (syn->work) put_work(o, snap);
     }
     put_str(o, syn->close.s, syn->close.len);
 }
@@ -169,7 +211,9 @@ static void render_xml(out *o, const progress_snapshot *snap)
 /* The longest answers: every number at its longest (19 digits; a status
  * 10), in the longest state name. */
 #define LONGEST_JSON (sizeof("{\"state\":\"uploading\",\"status\":,\"received\":," \
-                             "\"size\":,\"speed\":,\"eta\":}") - 1 + 10 + 4 * 19)
+                             "\"size\":,\"speed\":,\"eta\":,\"phase\":\"processing\"," \
+                             "\"stage\":\"\",\"percent\":100}") - 1 + 10 + 4 * 19 \
+                      + PROGRESS_TEXT_MAX)
 #define LONGEST_LEGACY (sizeof("new Object({ 'state' : 'uploading', 'status' : , " \
                                "'received' : , 'size' :  })") - 1 + 10 + 2 * 19)
 #define LONGEST_XML (sizeof("<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><upload>" \

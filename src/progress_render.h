@@ -11,9 +11,10 @@
 /* Room for the longest answer progress_render() writes, NUL excluded:
  * a 64-character JSONP callback around
  * {"state":"uploading","received":<19 digits>,"size":<19 digits>,
- *  "speed":<10 digits>,"eta":<19 digits>}, or the longest XML answer,
- * with room to spare. */
-#define PROGRESS_RENDER_MAX 256
+ *  "speed":<10 digits>,"eta":<19 digits>,"phase":"processing",
+ *  "stage":"<32 bytes>","percent":100}, or the longest XML answer, with
+ * room to spare. */
+#define PROGRESS_RENDER_MAX 384
 
 typedef enum progress_format {
     PROGRESS_FORMAT_JSON = 0, /* strict JSON; JSONP with a callback */
@@ -27,6 +28,11 @@ int progress_format_parse(const char *s, size_t len, progress_format *format);
 
 /* "starting", "uploading", "done" or "error". */
 const char *progress_state_name(progress_state state);
+
+/* The phase an answer tells: the snapshot's, or PROCESSING for an upload
+ * in flight whose whole body is in (the backend has it, or is getting the
+ * last of it, and has not answered yet). */
+progress_phase progress_shown_phase(const progress_snapshot *snap);
 
 /* Whole seconds left at the entry's speed, rounded up; -1 when unknown:
  * not uploading, size unknown (chunked) or no speed measured. */

@@ -9,33 +9,44 @@
 #include <string.h>
 
 enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
-/* Slots per group: one page of them (the slots begin on a page boundary of
- * a page-aligned table).  Each group's entries are counted, so that a
- * lookup, a probe, the sweep pass over a group without entries without
+/* The slots are laid out in groups of one page each (see GROUP; the slots
+ * begin on a page boundary of a page-aligned table).  Each group's entries
+ * are counted, so that a lookup, a probe, the sweep pass over a group without entries without
  * reading it: a read of a page of a shared mapping that nothing has
  * touched would allocate it.  A group's count is never below its entries
  * (raised before a slot is filled, lowered after it is emptied), so a
  * count of 0 says "free" even in the middle of a write cut short. */
-enum { GROUP = 64, PAGE = 4096 };
+enum { PAGE = 4096 };
 /* The expiry of an entry in flight: it has none until it finishes. */
 #define NO_EXPIRY INT64_MAX
 
-/* One entry, one cache line. */
+/* One entry in 96 bytes: 120 per entry at the table's load factor
+ * (doc/processing.md, "Memory").  The processing record shares the bytes
+ * of the speed, which only an upload in flight has. */
 struct slot {
     progress_id id;
     int64_t size;
     int64_t received;
     int64_t expires;     /* last second it is shown; NO_EXPIRY in flight */
-    uint32_t updated;    /* second of the last update, modulo 2^32 */
-    uint32_t speed;      /* bytes per second, smoothed; see update_speed() */
+    union {
+        struct {             /* in flight */
+            uint32_t updated;    /* second of the last update, modulo 2^32 */
+            uint32_t speed;      /* bytes per second, smoothed; see update_speed() */
+        };
+        int64_t deadline;    /* finished with its work open (a 202) */
+    };
     int32_t owner_pid;
     uint32_t owner_ref;
     uint32_t home;       /* the slot the id hashes to, kept for deletion */
-    uint16_t status;
+    uint16_t status : 10;  /* an HTTP status, 100-999 */
+    uint16_t samples : 2;  /* updates of an earlier second seen, at most 2 */
+    uint16_t phase : 2;    /* progress_phase */
     uint8_t state;
-    uint8_t samples;     /* updates of an earlier second seen, at most 2 */
+    int8_t percent;      /* PROGRESS_PERCENT_UNKNOWN or 0-100 */
+    char text[PROGRESS_TEXT_MAX]; /* stage or message, NUL-padded (no NUL
+                          * when full); see progress_table_report() */
 };
-_Static_assert(sizeof(struct slot) == 64, "a slot should fill one cache line");
+_Static_assert(sizeof(struct slot) == 96, "a slot should be 96 bytes (<= 128 per entry)");
 
 struct progress_table {
     pthread_mutex_t lock;
@@ -62,18 +73,28 @@ struct progress_table {
     uint32_t begin_visits;
     /* Where the next eviction looks from. */
     uint32_t evict_cursor;
+    /* Entries whose work is open (phase PROCESSING stored): a gauge for the
+     * status page, kept as phases change and entries go.  A death inside
+     * the lock between a phase's write and this count may leave it one
+     * off (it never goes below 0). */
+    uint32_t open_work;
     atomic_uint lock_failures;
     /* the slots follow, from the first page boundary after this header */
 };
 
+/* Slots per group: the slots that fit in one page (42 of 96 bytes; the
+ * page's last 64 bytes are left empty), so that a group is one page. */
+enum { GROUP = PAGE / sizeof(struct slot) };
+_Static_assert(GROUP >= 32 && GROUP <= 255, "a group's count should fit in a byte");
+
 /* The slots begin on a page of their own, so that each group of them is
  * one page when the table is page-aligned (as a mapping is). */
 #define SLOTS_AT (((sizeof(struct progress_table) + PAGE - 1) / PAGE) * PAGE)
-_Static_assert(GROUP * sizeof(struct slot) == PAGE, "a group of slots should fill one page");
 
-static struct slot *slots_of(const progress_table *t)
+static struct slot *slot_at(const progress_table *t, uint32_t i)
 {
-    return (struct slot *)(void *)((uintptr_t)t + SLOTS_AT);
+    char * const page = (char *)(uintptr_t)t + SLOTS_AT + (size_t)(i / GROUP) * PAGE;
+    return (struct slot *)(void *)page + i % GROUP;
 }
 
 static uint32_t slots_for(uint32_t max_entries)
@@ -92,14 +113,15 @@ size_t progress_table_bytes(uint32_t max_entries)
     /* in 64 bits, to see whether the size fits in a size_t */
     const uint64_t nslots = (uint64_t)max_entries + max_entries / 4 + 1;
     if (nslots > UINT32_MAX) return 0;
-    const uint64_t bytes = SLOTS_AT + nslots * sizeof(struct slot) + groups_for((uint32_t)nslots);
+    const uint64_t groups = groups_for((uint32_t)nslots);
+    const uint64_t bytes = SLOTS_AT + groups * PAGE + groups;
     return bytes <= SIZE_MAX ? (size_t)bytes : 0;
 }
 
 /* Entries in each group of slots: one byte a group, after the slots. */
 static uint8_t *group_entries(const progress_table *t)
 {
-    return (uint8_t *)(slots_of(t) + t->nslots);
+    return (uint8_t *)(uintptr_t)t + SLOTS_AT + (size_t)groups_for(t->nslots) * PAGE;
 }
 
 progress_table *progress_table_init(void *mem, uint32_t max_entries,
@@ -188,7 +210,7 @@ static void journal_writing(progress_table *t, uint32_t i)
     t->writing = i + 1;
     store_fence();
     if (progress_table_write_hook)
-        progress_table_write_hook(&slots_of(t)[i], sizeof(struct slot));
+        progress_table_write_hook(slot_at(t, i), sizeof(struct slot));
 }
 
 static void journal_written(progress_table *t)
@@ -256,7 +278,7 @@ static uint32_t slots_from_to(const progress_table *t, uint32_t a, uint32_t b)
 /* Whether slot i is free; in a group without entries it is not read. */
 static int slot_free(const progress_table *t, uint32_t i)
 {
-    return group_entries(t)[i / GROUP] == 0 || slots_of(t)[i].state == SLOT_FREE;
+    return group_entries(t)[i / GROUP] == 0 || slot_at(t, i)->state == SLOT_FREE;
 }
 
 /* The free slot that ends the probe run through slot i. */
@@ -274,7 +296,7 @@ static uint32_t probe(const progress_table *t, const progress_id *id,
 {
     uint32_t i = home;
     while (!slot_free(t, i)) {
-        if (progress_id_equal(&slots_of(t)[i].id, id)) {
+        if (progress_id_equal(&slot_at(t, i)->id, id)) {
             *found = 1;
             return i;
         }
@@ -308,19 +330,25 @@ static void note_expiry(progress_table *t, int64_t expires)
     if (expires < t->pass_min) t->pass_min = expires;
 }
 
+/* An entry's work was open and is no more. */
+static void work_closed(progress_table *t)
+{
+    if (t->open_work > 0) --t->open_work;
+}
+
 /* Empties slot i and shifts later members of its probe run back, so every
  * entry stays reachable from its home slot without tombstones.  The run's
  * end is found first, for the journal.  Returns the slots it looked at,
  * for the sweep's budget. */
 static uint32_t remove_at(progress_table *t, uint32_t i)
 {
-    struct slot * const slots = slots_of(t);
     const uint32_t end = run_end(t, next_slot(t, i));
     uint32_t looked = slots_from_to(t, i, end);
+    if (PROGRESS_PHASE_PROCESSING == slot_at(t, i)->phase) work_closed(t);
     journal_open(t, i, end);
     for (uint32_t j = next_slot(t, i); j != end; j = next_slot(t, j)) {
         ++looked;
-        const struct slot * const s = &slots[j];
+        const struct slot * const s = slot_at(t, j);
         const uint32_t k = s->home;
         /* the entry at j stays if its home lies cyclically in (i, j] */
         const int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
@@ -328,13 +356,13 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
             /* it may move to a slot the sweep's pass has been past */
             if (!slot_in_flight(s)) note_expiry(t, s->expires);
             journal_writing(t, i);
-            slots[i] = *s;
+            *slot_at(t, i) = *s;
             journal_written(t);
             i = j;
         }
     }
     journal_writing(t, i);
-    memset(&slots[i], 0, sizeof slots[i]);
+    memset(slot_at(t, i), 0, sizeof(struct slot));
     journal_written(t);
     --group_entries(t)[i / GROUP];
     --t->count;
@@ -346,7 +374,7 @@ static uint32_t remove_at(progress_table *t, uint32_t i)
  * of it leaves slot i for the next repair to empty. */
 static void repair_write(progress_table *t, uint32_t i, const struct slot *from)
 {
-    struct slot * const dst = &slots_of(t)[i];
+    struct slot * const dst = slot_at(t, i);
     journal_writing(t, i);
     if (from) *dst = *from;
     else memset(dst, 0, sizeof *dst);
@@ -361,14 +389,14 @@ static void repair_write(progress_table *t, uint32_t i, const struct slot *from)
  * its entries (see GROUP). */
 static void settle(progress_table *t, uint32_t k)
 {
-    struct slot * const slots = slots_of(t);
-    const uint32_t home = home_slot(t, &slots[k].id);
+    const struct slot * const at_k = slot_at(t, k);
+    const uint32_t home = home_slot(t, &at_k->id);
     int found;
-    const uint32_t i = probe(t, &slots[k].id, home, &found);
+    const uint32_t i = probe(t, &at_k->id, home, &found);
     if (found && i == k) return;
     if (!found) {
         ++group_entries(t)[i / GROUP];
-        struct slot moved = slots[k];
+        struct slot moved = *at_k;
         moved.home = home;
         /* it may move to a slot the sweep's pass has been past */
         if (!slot_in_flight(&moved)) note_expiry(t, moved.expires);
@@ -383,7 +411,7 @@ static void recount_group(progress_table *t, uint32_t g)
     uint8_t n = 0;
     if (group_entries(t)[g] == 0) return;   /* none there: not read */
     for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i)
-        n += slots_of(t)[i].state != SLOT_FREE;
+        n += slot_at(t, i)->state != SLOT_FREE;
     group_entries(t)[g] = n;
 }
 
@@ -437,7 +465,7 @@ static int evict_oldest(progress_table *t, uint32_t *visits)
     while (looked < window && oldest_expires > t->next_expiry) {
         ++looked;
         if (!slot_free(t, i)) {
-            const struct slot * const s = &slots_of(t)[i];
+            const struct slot * const s = slot_at(t, i);
             if (!slot_in_flight(s) && s->expires < oldest_expires) {
                 oldest = i;
                 oldest_expires = s->expires;
@@ -466,7 +494,7 @@ progress_begin_result progress_table_begin(progress_table *t,
     if (table_lock(t) != 0) return PROGRESS_BEGIN_NO_LOCK;
     uint32_t i = probe(t, id, home, &found);
     uint32_t visits = slots_from_to(t, home, i);
-    if (found && slot_in_flight(&slots_of(t)[i])) {
+    if (found && slot_in_flight(slot_at(t, i))) {
         result = PROGRESS_BEGIN_IN_FLIGHT;
     } else if (!found && t->count >= t->max_entries && !evict_oldest(t, &visits)) {
         result = PROGRESS_BEGIN_FULL;
@@ -483,11 +511,14 @@ progress_begin_result progress_table_begin(progress_table *t,
         if (!found) {
             ++group_entries(t)[i / GROUP];
             ++t->count;
+        } else if (PROGRESS_PHASE_PROCESSING == slot_at(t, i)->phase) {
+            work_closed(t);   /* a timed-out work's id, taken over */
         }
-        slots_of(t)[i] = (struct slot){ .id = *id, .size = size,
+        *slot_at(t, i) = (struct slot){ .id = *id, .size = size,
                                      .expires = NO_EXPIRY, .updated = (uint32_t)now,
                                      .owner_pid = owner_pid, .owner_ref = owner_ref,
-                                     .home = home, .state = PROGRESS_UPLOADING };
+                                     .home = home, .state = PROGRESS_UPLOADING,
+                                     .percent = PROGRESS_PERCENT_UNKNOWN };
         journal_close(t);
     }
     t->begin_visits = visits;
@@ -522,7 +553,7 @@ void progress_table_update(progress_table *t, const progress_id *id,
     int found;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return;
-    struct slot * const s = &slots_of(t)[probe(t, id, home, &found)];
+    struct slot * const s = slot_at(t, probe(t, id, home, &found));
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         if ((uint32_t)now != s->updated)
             s->received = base;  /* the speed is measured from here */
@@ -541,6 +572,45 @@ static void end_in_flight(struct slot *s, progress_state state, int64_t expires)
     s->state = (uint8_t)state;
 }
 
+static int phase_is_final(unsigned int phase)
+{
+    return PROGRESS_PHASE_FINISHED == phase || PROGRESS_PHASE_FAILED == phase;
+}
+
+/* Whether a report may still change the entry's work. */
+static int work_open(const struct slot *s, int64_t now)
+{
+    if (phase_is_final(s->phase)) return 0;
+    return slot_in_flight(s) || (PROGRESS_PHASE_PROCESSING == s->phase && now <= s->deadline);
+}
+
+/* Text first, the phase last (a report's writes are in place, without the
+ * journal): a death between them leaves a text that readers check anyway
+ * (progress_render), never a phase without its text. */
+static void set_work(progress_table *t, struct slot *s, progress_phase phase, int percent,
+                     const char *text, size_t len)
+{
+    const int was_open = PROGRESS_PHASE_PROCESSING == s->phase;
+    if (NULL != text) {
+        memset(s->text, 0, sizeof s->text);
+        memcpy(s->text, text, len < sizeof s->text ? len : sizeof s->text);
+    }
+    s->percent = (int8_t)percent;
+    store_fence();
+    s->phase = phase;
+    if (!was_open && PROGRESS_PHASE_PROCESSING == phase) ++t->open_work;
+    else if (was_open && PROGRESS_PHASE_PROCESSING != phase) work_closed(t);
+}
+
+/* The response ends the work that stages were reported for, as it ended
+ * the upload; an outcome reported already stays. */
+static void end_work(progress_table *t, struct slot *s, progress_state state)
+{
+    if (PROGRESS_PHASE_PROCESSING == s->phase)
+        set_work(t, s, PROGRESS_DONE == state ? PROGRESS_PHASE_FINISHED : PROGRESS_PHASE_FAILED,
+                 PROGRESS_PERCENT_UNKNOWN, "", 0);
+}
+
 int progress_table_finish(progress_table *t, const progress_id *id,
                           int32_t owner_pid, uint32_t owner_ref,
                           const progress_snapshot *fin, int64_t expires)
@@ -548,17 +618,32 @@ int progress_table_finish(progress_table *t, const progress_id *id,
     int found, finished = 0;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return -1;
-    struct slot * const s = &slots_of(t)[probe(t, id, home, &found)];
+    struct slot * const s = slot_at(t, probe(t, id, home, &found));
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         note_expiry(t, expires);
         s->status = (uint16_t)fin->status;
         s->size = fin->size;
         s->received = fin->received;
+        if (PROGRESS_PHASE_PROCESSING == fin->phase && !phase_is_final(s->phase)) {
+            s->deadline = fin->deadline;   /* (the speed is no more) */
+            set_work(t, s, PROGRESS_PHASE_PROCESSING, s->percent, NULL, 0);
+        } else {
+            end_work(t, s, fin->state);
+        }
         end_in_flight(s, fin->state, expires);
         finished = 1;
     }
     table_unlock(t);
     return finished;
+}
+
+/* The work a 202 left open is over when its deadline has passed. */
+static void timed_out(progress_snapshot *out)
+{
+    static const char message[] = "processing timed out";
+    out->phase = PROGRESS_PHASE_FAILED;
+    out->percent = PROGRESS_PERCENT_UNKNOWN;
+    memcpy(out->text, message, sizeof message);
 }
 
 int progress_table_lookup(progress_table *t, const progress_id *id,
@@ -571,20 +656,58 @@ int progress_table_lookup(progress_table *t, const progress_id *id,
                                     .size = -1, .received = -1 };
         return -1;
     }
-    const struct slot * const s = &slots_of(t)[probe(t, id, home, &found)];
+    const struct slot * const s = slot_at(t, probe(t, id, home, &found));
     found = found && !slot_expired(s, now);
     if (found) {
+        const int in_flight = slot_in_flight(s);
         *out = (progress_snapshot){ .state = (progress_state)s->state,
                                     .status = s->status, .size = s->size,
                                     .received = s->received,
-                                    .speed = s->speed,
+                                    .speed = in_flight ? s->speed : 0,
                                     .owner_pid = s->owner_pid,
-                                    .owner_ref = s->owner_ref };
+                                    .owner_ref = s->owner_ref,
+                                    .phase = (progress_phase)s->phase,
+                                    .percent = s->percent,
+                                    .deadline = in_flight ? 0 : s->deadline };
+        if (PROGRESS_PHASE_NONE != s->phase) {   /* (else the text is "") */
+            memcpy(out->text, s->text, sizeof s->text);
+            if (PROGRESS_PHASE_PROCESSING == s->phase && !in_flight && now > s->deadline)
+                timed_out(out);
+        }
     }
     table_unlock(t);
     if (!found) *out = (progress_snapshot){ .state = PROGRESS_STARTING,
                                             .size = -1, .received = -1 };
     return found;
+}
+
+progress_report_result progress_table_report(progress_table *t,
+                                             const progress_id *id,
+                                             progress_phase phase, int percent,
+                                             const char *text, size_t text_len,
+                                             int64_t now, int64_t expires)
+{
+    int found;
+    progress_report_result result = PROGRESS_REPORT_OK;
+    const uint32_t home = home_slot(t, id);
+    if (table_lock(t) != 0) return PROGRESS_REPORT_NO_LOCK;
+    struct slot * const s = slot_at(t, probe(t, id, home, &found));
+    if (!found || slot_expired(s, now)) {
+        result = PROGRESS_REPORT_UNKNOWN;
+    } else if (!work_open(s, now)) {
+        result = PROGRESS_REPORT_FINISHED;
+    } else if (PROGRESS_PHASE_PROCESSING == phase) {
+        set_work(t, s, phase, percent, text, text_len);
+    } else {
+        set_work(t, s, phase, PROGRESS_PERCENT_UNKNOWN, NULL != text ? text : "",
+                 NULL != text ? text_len : 0);
+        if (!slot_in_flight(s)) {   /* (else its finish sets the expiry) */
+            note_expiry(t, expires);
+            s->expires = expires;
+        }
+    }
+    table_unlock(t);
+    return result;
 }
 
 /* Walks the table backwards from the cursor: the slots after it are then
@@ -601,7 +724,7 @@ static uint32_t sweep_slice(progress_table *t, int64_t now, uint32_t budget)
         if (group_entries(t)[i / GROUP] == 0) {
             done_down_to = i - i % GROUP;   /* nothing there: skip, unread */
         } else {
-            const struct slot * const s = &slots_of(t)[i];
+            const struct slot * const s = slot_at(t, i);
             /* a removal may shift another entry into slot i: look again */
             while (s->state != SLOT_FREE && slot_expired(s, now)) {
                 work += remove_at(t, i);
@@ -639,10 +762,11 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
             i += GROUP - 1 - i % GROUP;   /* nothing there: skip, unread */
             continue;
         }
-        struct slot * const s = &slots_of(t)[i];
+        struct slot * const s = slot_at(t, i);
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
             note_expiry(t, expires);
             s->status = (uint16_t)status;
+            end_work(t, s, PROGRESS_ERROR);
             end_in_flight(s, PROGRESS_ERROR, expires);
             ++failed;
         }
@@ -665,7 +789,7 @@ static const char *check_slots(progress_table *t)
     for (uint32_t g = 0; g < groups_for(t->nslots); ++g) {
         uint32_t in_group = 0;
         for (uint32_t i = g * GROUP; i < t->nslots && i < (g + 1) * GROUP; ++i) {
-            const struct slot * const s = &slots_of(t)[i];
+            const struct slot * const s = slot_at(t, i);
             if (s->state == SLOT_FREE) continue;
             ++in_group;
             int found;
@@ -685,6 +809,14 @@ uint32_t progress_table_begin_visits(progress_table *t)
     const uint32_t visits = t->begin_visits;
     table_unlock(t);
     return visits;
+}
+
+uint32_t progress_table_open_work(progress_table *t)
+{
+    if (table_lock(t) != 0) return 0;
+    const uint32_t n = t->open_work;
+    table_unlock(t);
+    return n;
 }
 
 uint32_t progress_table_lock_failures(progress_table *t)

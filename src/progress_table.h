@@ -8,10 +8,10 @@
  *   processes at once (each call takes a process-shared robust mutex kept
  *   in the block).
  * - Pages: a page of slots that no entry has touched is never read, by
- *   lookups, probes, the sweep, eviction or repair (each group of 64 slots
- *   is one page, and a count per group says whether it holds entries).
- *   So lookups of unknown ids leave the resident memory as it is, beyond
- *   the group counts (a byte per 64 slots).
+ *   lookups, probes, the sweep, eviction or repair (each page holds 42
+ *   slots, and a count per page says whether it holds entries).  So
+ *   lookups of unknown ids leave the resident memory as it is, beyond
+ *   the counts (a byte per page).
  * - At most max_entries entries; lookups, begin, update and finish are O(1)
  *   on average (open addressing with linear probing and a per-table random
  *   hash key, so clients cannot craft colliding ids; deletion by backward
@@ -37,6 +37,20 @@
 
 #include "progress_id.h"
 
+/* The server's work on an upload after its last byte (doc/processing.md):
+ * a record beside the state, which keeps its four values. */
+typedef enum progress_phase {
+    PROGRESS_PHASE_NONE = 0,   /* nothing reported, no 202 */
+    PROGRESS_PHASE_PROCESSING, /* a backend reported a stage, or answered 202 */
+    PROGRESS_PHASE_FINISHED,   /* the work's outcome: finished */
+    PROGRESS_PHASE_FAILED      /* failed, or the processing timeout passed */
+} progress_phase;
+
+/* A stage name or an outcome's message: at most this many bytes. */
+#define PROGRESS_TEXT_MAX 32
+/* percent of a snapshot when none was reported */
+#define PROGRESS_PERCENT_UNKNOWN (-1)
+
 typedef enum progress_state {
     PROGRESS_STARTING = 0, /* no entry: not begun yet, or swept */
     PROGRESS_UPLOADING,
@@ -54,6 +68,11 @@ typedef struct progress_snapshot {
                           * not measured yet (see progress_table_update) */
     int32_t owner_pid;   /* process serving the upload */
     uint32_t owner_ref;  /* that process's own handle for the request */
+    progress_phase phase;
+    int percent;         /* 0-100 while processing; PROGRESS_PERCENT_UNKNOWN */
+    int64_t deadline;    /* finish with PROCESSING (a 202): its last second */
+    char text[PROGRESS_TEXT_MAX + 1]; /* the stage while processing, the
+                          * outcome's message once final; "" for none */
 } progress_snapshot;
 
 typedef struct progress_table progress_table;
@@ -116,17 +135,43 @@ void progress_table_update(progress_table *t, const progress_id *id,
                            int64_t now);
 
 /* Ends the owner's entry in flight with fin's state, status, size and
- * received; it expires after the second `expires`.  Returns 1 if the entry
- * was the owner's and is now finished, 0 otherwise, -1 without the lock. */
+ * received; it expires after the second `expires`.  Its processing record:
+ * an outcome reported already stays; fin->phase PROCESSING (a 202) keeps
+ * the work open until fin->deadline (expires should come after it);
+ * otherwise stages reported end as FINISHED for DONE, FAILED for ERROR,
+ * and an entry with none keeps none.  Returns 1 if the entry was the
+ * owner's and is now finished, 0 otherwise, -1 without the lock. */
 int progress_table_finish(progress_table *t, const progress_id *id,
                           int32_t owner_pid, uint32_t owner_ref,
                           const progress_snapshot *fin, int64_t expires);
 
 /* Copies the entry for id into *out; returns 1 if there is one that has not
  * expired at now, else 0 (and *out says PROGRESS_STARTING); -1 (and
- * PROGRESS_STARTING) if the lock cannot be had. */
+ * PROGRESS_STARTING) if the lock cannot be had.  Work left open by a 202
+ * whose deadline has passed reads as FAILED, "processing timed out". */
 int progress_table_lookup(progress_table *t, const progress_id *id,
                           int64_t now, progress_snapshot *out);
+
+typedef enum progress_report_result {
+    PROGRESS_REPORT_OK,
+    PROGRESS_REPORT_UNKNOWN,  /* no such id (or expired) */
+    PROGRESS_REPORT_FINISHED, /* its work has an outcome, or never had any
+                               * open (ended without a 202), or timed out */
+    PROGRESS_REPORT_NO_LOCK
+} progress_report_result;
+
+/* A backend's report on the work for id: an entry in flight, or one that
+ * finished with its processing open (a 202) and before its deadline.
+ * phase PROCESSING: text (if not NULL) becomes the stage and percent
+ * (PROGRESS_PERCENT_UNKNOWN or 0-100) the percent; without a text the
+ * stage stays.  phase FINISHED or FAILED: the outcome, text its message
+ * (or NULL); the entry, if finished, then expires after the second
+ * `expires`.  The caller validates text (progress_report). */
+progress_report_result progress_table_report(progress_table *t,
+                                             const progress_id *id,
+                                             progress_phase phase, int percent,
+                                             const char *text, size_t text_len,
+                                             int64_t now, int64_t expires);
 
 /* Frees the slots of entries expired at now, doing no more than `budget`
  * slots' worth of work per call (a slot looked at, or one looked at while
@@ -156,6 +201,11 @@ extern void (*progress_table_write_hook)(void *dst, size_t len);
 /* Lock calls that failed since the table was laid out, in any process
  * (EOWNERDEAD is not a failure: it is repaired). */
 uint32_t progress_table_lock_failures(progress_table *t);
+
+/* Entries whose work is open: stages reported and no outcome yet, or a
+ * 202's work.  One whose processing timeout has passed counts until its
+ * entry goes (remove-timeout later) or its id is taken over. */
+uint32_t progress_table_open_work(progress_table *t);
 
 /* Entries held, expired ones not yet swept included. */
 uint32_t progress_table_count(progress_table *t);

@@ -29,7 +29,10 @@ typedef enum {
     REQUEST_CTX_UNTRACKED,       /* an upload served but not tracked (tag) */
     REQUEST_CTX_UPLOAD_ENDED,    /* an upload whose record ended when lighttpd
                                     handed the request on (tag) */
-    REQUEST_CTX_STREAM           /* an event stream: progress_push's */
+    REQUEST_CTX_STREAM,          /* an event stream: progress_push's */
+    REQUEST_CTX_REPORT           /* a backend's report at the report URL,
+                                    whose body lighttpd reads for the
+                                    module's handler (tag) */
 } request_kind;
 
 typedef struct request_ctx {
@@ -53,14 +56,16 @@ static inline void request_ctx_set(request_st * const r, const size_t plugin_id,
     r->plugin_ctx[plugin_id] = ctx;
 }
 
-/* Marks r with a kind that carries no record (REQUEST_CTX_UNTRACKED or
- * REQUEST_CTX_UPLOAD_ENDED): a tag shared by all requests, never freed. */
+/* Marks r with a kind that carries no record (REQUEST_CTX_UNTRACKED,
+ * REQUEST_CTX_UPLOAD_ENDED or REQUEST_CTX_REPORT): a tag shared by all
+ * requests, never freed. */
 static inline void request_ctx_tag(request_st * const r, const size_t plugin_id, const request_kind kind)
 {
     static request_ctx tags[] = {
-        { REQUEST_CTX_UNTRACKED }, { REQUEST_CTX_UPLOAD_ENDED } };
+        { REQUEST_CTX_UNTRACKED }, { REQUEST_CTX_UPLOAD_ENDED }, { REQUEST_CTX_REPORT } };
     request_ctx_set(r, plugin_id,
-                    &tags[REQUEST_CTX_UPLOAD_ENDED == kind ? 1 : 0]);
+                    &tags[REQUEST_CTX_REPORT == kind ? 2
+                          : REQUEST_CTX_UPLOAD_ENDED == kind ? 1 : 0]);
 }
 
 #endif

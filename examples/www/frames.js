@@ -23,15 +23,18 @@ export function sendFormToHiddenFrame(form, progressFrame) {
   });
 }
 
-// In the progress frame: polls the id the form frame sends and shows its
-// states with show(state).
-export function showProgressOfFormFrame(show) {
+// In the progress frame: follows the id the form frame sends and shows its
+// states with show(state); options go to watchProgress (transport, ...).
+export function showProgressOfFormFrame(show, options = {}) {
   let watcher = null;
   window.addEventListener("message", (event) => {
     if (event.origin !== location.origin) return;
     if (event.data.watch) {
       watcher?.stop();
-      watcher = watchProgress(event.data.watch, show);
+      watcher = watchProgress(event.data.watch, (state) => {
+        document.body.dataset.transport = watcher.transport;   // (for the browser tests)
+        show(state);
+      }, options);
     } else if (event.data.ended && watcher?.id === event.data.ended) {
       // the response came and the server's table says nothing final:
       // the upload never reached the module

@@ -16,12 +16,23 @@ export function formatSeconds(s) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+// "Processing: <stage> <percent> %": the server's work after the upload.
+function describeWork(w) {
+  const parts = [w.stage, w.percent !== undefined ? `${w.percent} %` : undefined];
+  const told = parts.filter((p) => p !== undefined).join(" ");
+  return told ? `Processing: ${told}` : "Processing…";
+}
+
 // The default message for a state; pages pass their own for some states.
 export function describe(s) {
+  const work = s.processing;
+  if (work?.phase === "processing") return describeWork(work);
+  if (work?.phase === "failed") return `Processing failed: ${work.message ?? "no reason given"}.`;
   switch (s.state) {
     case "starting": return "Waiting for the upload to start…";
     case "uploading": return "Uploading…";
-    case "done": return `Upload complete: ${formatBytes(s.received ?? s.size ?? 0)} received.`;
+    case "done": return `Upload complete: ${formatBytes(s.received ?? s.size ?? 0)} received.`
+                        + (work?.message ? ` ${work.message}.` : "");
     case "cancelled": return "Upload cancelled.";
     default:
       if (s.status === 413) return "File is too big: the server refused it.";
@@ -60,8 +71,19 @@ export function progressView(root, idleText, messages = {}) {
 
   return function show(s) {
     root.dataset.state = s.state;
-    const pct = s.percent ?? (s.state === "starting" ? 0 : undefined);
-    if (pct !== undefined) {
+    const work = s.processing;
+    if (work) root.dataset.phase = work.phase;
+    else delete root.dataset.phase;
+    // while the server works on the upload, the bar is the work's: its
+    // percent, or indeterminate (moving, no value) where none is known
+    const working = work?.phase === "processing";
+    const indeterminate = working && work.percent === undefined;
+    bar.classList.toggle("indeterminate", indeterminate);
+    if (indeterminate) bar.removeAttribute("aria-valuenow");
+    const pct = working ? work.percent : s.percent ?? (s.state === "starting" ? 0 : undefined);
+    if (indeterminate) {
+      percent.textContent = "…";
+    } else if (pct !== undefined) {
       fill.style.width = `${pct}%`;
       bar.setAttribute("aria-valuenow", String(pct));
       percent.textContent = `${pct}%`;

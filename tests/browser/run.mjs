@@ -159,7 +159,50 @@ async function uploadOnModernPage(page, query) {
   return result;
 }
 
+// The demo's upload.cgi works on an upload in two stages that it reports
+// (doc/processing.md): the page says "Processing: <stage> <percent> %",
+// with the bar at that percent, then the next stage, whose percent is not
+// known, with an indeterminate bar; then the upload's end.
+async function seeTheWork(frame, view) {
+  const status = (text) => frame.locator(".progress .status", { hasText: text });
+  await status(/^Processing: checking the file 0 %$/).waitFor(WAIT);
+  assert.equal(await frame.locator(".percent").textContent(), "0%");
+  assert.equal(await frame.locator(".bar").getAttribute("aria-valuenow"), "0");
+  console.log("processing:", await view.status.textContent());
+  await status(/^Processing: storing it$/).waitFor(WAIT);
+  assert.equal(await frame.locator(".bar.indeterminate").count(), 1);
+  assert.equal(await frame.locator(".bar").getAttribute("aria-valuenow"), null);
+  assert.equal(await frame.locator(".percent").textContent(), "…");
+  console.log("processing:", await view.status.textContent());
+  await view.waitFor("done");
+  assert.match(await view.status.textContent(), /^Upload complete: 1\.0 MiB received\.$/);
+  assert.equal(await frame.locator(".bar.indeterminate").count(), 0);
+}
+
+async function processingOnModernPage(page, transport) {
+  await page.goto(base + "/modern/?transport=" + transport);
+  await page.setInputFiles("#file", randomFile("one.bin", MiB));
+  await page.click("#send");
+  await seeTheWork(page, widget(page));
+  const form = page.locator("form");
+  return { id: await form.getAttribute("data-progress-id"),
+           transport: await form.getAttribute("data-transport") };
+}
+
+async function processingInFrames(page, transport) {
+  const { id, view } = await submitInFrames(page, "/classic/?transport=" + transport,
+                                            randomFile("one.bin", MiB));
+  const frame = page.frame({ name: "progress" });
+  await seeTheWork(frame, view);
+  return { id, transport: await frame.locator("body").getAttribute("data-transport") };
+}
+
 const scenarios = {
+  "modern-processing-events": (page) => processingOnModernPage(page, "events"),
+  "modern-processing-poll": (page) => processingOnModernPage(page, "poll"),
+  "classic-processing-events": (page) => processingInFrames(page, "events"),
+  "classic-processing-poll": (page) => processingInFrames(page, "poll"),
+
   async classic(page) {
     const seen = await recordBar(page);
     await throttleUploads(page, 768 * 1024);

@@ -5,6 +5,7 @@ tests check what the server recorded for the page's upload id.
 
 SCREENSHOT_DIR=$PWD/doc refreshes the README's screenshot of the modern page."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,31 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
+from lighty import ROOT  # noqa: E402
 from test_examples import start_shipped  # noqa: E402
 
 
 @pytest.fixture
 def shipped(tmp_path):
     server = start_shipped(tmp_path)
+    yield server
+    server.stop()
+
+
+# The demo's upload.cgi reports two stages after the body (doc/processing.md),
+# each held for 2 s here, so that a page's polls (every 500 ms) and event
+# streams (every 250 ms) all tell each of them.
+SLOW_STAGES = """
+server.modules += ( "mod_setenv" )
+setenv.add-environment = ( "DEMO_STAGE_SECONDS" => "2" )
+"""
+
+
+@pytest.fixture
+def shipped_slow_stages(tmp_path):
+    if not os.path.exists(str(ROOT) + "/usr/bin/curl" if ROOT else "/usr/bin/curl"):
+        pytest.skip("no curl where lighttpd runs: the demo's upload.cgi reports no stages")
+    server = start_shipped(tmp_path, SLOW_STAGES)
     yield server
     server.stop()
 
@@ -100,3 +120,13 @@ def test_client_options_in_chromium(shipped, tmp_path):
     result = run_page(shipped, "client-options", tmp_path)
     answer, _ = shipped.poll(result["id"])
     assert answer == {"state": "done", "received": 300000, "size": 300000}
+
+
+@pytest.mark.parametrize("page", ["modern", "classic"])
+@pytest.mark.parametrize("transport", ["events", "poll"])
+def test_pages_show_the_stages_of_the_work_after_the_upload(shipped_slow_stages, tmp_path, page,
+                                                            transport):
+    result = run_page(shipped_slow_stages, "%s-processing-%s" % (page, transport), tmp_path)
+    assert result["transport"] == transport
+    answer, _ = shipped_slow_stages.poll(result["id"])
+    assert answer["state"] == "done" and answer["phase"] == "finished"

@@ -1,7 +1,7 @@
 /* libFuzzer target: every renderer for any snapshot.  The JSON answer is
  * valid JSON, the JSONP one is the callback around it, the XML one is
  * well formed, the legacy one is its object literal, and each fits in
- * PROGRESS_RENDER_MAX. */
+ * PROGRESS_RENDER_MAX, whatever bytes the processing record's text holds. */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
@@ -95,7 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     take(&data, &size, &snap.size, sizeof snap.size);
     take(&data, &size, &snap.received, sizeof snap.received);
     take(&data, &size, &snap.speed, sizeof snap.speed);
+    uint8_t phase;
+    take(&data, &size, &phase, 1);
+    take(&data, &size, &snap.percent, sizeof snap.percent);
+    take(&data, &size, snap.text, sizeof snap.text);   /* any bytes: a torn write */
     snap.state = (progress_state)(state % 4);
+    snap.phase = (progress_phase)(phase % 4);
     snap.owner_pid = 0;
     snap.owner_ref = 0;
     const char * const callback = (const char *)data;  /* the rest */

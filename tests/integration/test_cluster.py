@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from lighty import HERE, SlowUpload, assert_never_ahead, free_port, wait_for
+from lighty import HERE, SlowUpload, assert_never_ahead, demo_done, free_port, wait_for
 
 EXAMPLES = HERE.parent.parent / "examples"
 CLUSTER = EXAMPLES / "cluster"
@@ -289,7 +289,7 @@ def complete(upload):
     status, node, body = upload.finish()
     assert status == 200, body
     assert json.loads(body) == {"stored": upload.size}
-    assert upload.poll() == {"state": "done", "received": upload.size, "size": upload.size}
+    assert upload.poll() == demo_done(upload.size)
     assert upload.poll_nodes == {node}, (upload.pid, node, upload.poll_nodes)
     return node
 
@@ -379,8 +379,32 @@ def test_a_stopped_server_takes_only_its_own_uploads_along(cluster):
     a_stopped_server_takes_only_its_own_uploads_along(*cluster)
 
 
+def reports_reach_the_server_that_holds_their_upload(proxy, n):
+    """A backend elsewhere reports through the balancer, by the upload's id
+    in either spelling; the report reaches the server of the upload (any
+    other answers 404: it knows no such upload)."""
+    uploads = [Upload(proxy, i) for i in range(n)]
+    run_all(uploads, lambda upload: upload.send_and_poll())
+    for upload in uploads:
+        status, node, body = proxy.request(
+            "POST", "/progress-report",
+            {"X-Progress-ID": upload.poll_spelling,
+             "Content-Type": "application/x-www-form-urlencoded"},
+            body="stage=scanning&percent=%d" % upload.n)
+        assert (status, body) == (204, b""), (status, body)
+        assert {node} == upload.poll_nodes, (node, upload.poll_nodes)
+        answer = upload.poll()
+        assert (answer["stage"], answer["percent"]) == ("scanning", upload.n), answer
+    run_all(uploads, complete)
+
+
+def test_reports_reach_the_server_that_holds_their_upload(cluster):
+    reports_reach_the_server_that_holds_their_upload(cluster[0], 12)
+
+
 def test_nginx_routes_as_haproxy_does(nginx_cluster):
     every_poll_reaches_the_server_that_holds_its_upload(*nginx_cluster, 30)
+    reports_reach_the_server_that_holds_their_upload(nginx_cluster[0], 6)
     requests_without_an_id_are_balanced_and_a_bad_id_gets_a_400(nginx_cluster[0])
 
 

@@ -53,7 +53,7 @@ def expect_everywhere(server, expected, reads=8, timeout=10.0):
 
 def counts(**nonzero):
     names = ("tracked", "done", "error", "untracked", "polls", "bad_polls",
-             "in_flight", "entries")
+             "in_flight", "entries", "reports", "bad_reports", "processing")
     return {"uploadprogress." + n: nonzero.get(n, 0) for n in names}
 
 

@@ -280,6 +280,102 @@ START_TEST(a_short_buffer_gets_nothing)
 }
 END_TEST
 
+/* The processing record (doc/processing.md): JSON and JSONP only. */
+static const progress_snapshot BODY_IN = { .state = PROGRESS_UPLOADING, .size = 1000,
+                                           .received = 1000, .percent = PROGRESS_PERCENT_UNKNOWN };
+static const progress_snapshot STAGED = { .state = PROGRESS_UPLOADING, .size = 1000,
+                                          .received = 1000, .phase = PROGRESS_PHASE_PROCESSING,
+                                          .percent = 40, .text = "resizing images" };
+static const progress_snapshot ACCEPTED = { .state = PROGRESS_DONE, .status = 202, .size = 1000,
+                                            .received = 1000, .phase = PROGRESS_PHASE_PROCESSING,
+                                            .percent = PROGRESS_PERCENT_UNKNOWN,
+                                            .text = "queued" };
+static const progress_snapshot FAILED = { .state = PROGRESS_DONE, .status = 202, .size = 1000,
+                                          .received = 1000, .phase = PROGRESS_PHASE_FAILED,
+                                          .percent = PROGRESS_PERCENT_UNKNOWN,
+                                          .text = "virus found" };
+static const progress_snapshot FINISHED = { .state = PROGRESS_DONE, .status = 200, .size = 1000,
+                                            .received = 1000, .phase = PROGRESS_PHASE_FINISHED,
+                                            .percent = PROGRESS_PERCENT_UNKNOWN };
+
+START_TEST(json_tells_the_work_beside_the_state)
+{
+    ck_assert_str_eq(json(BODY_IN),
+        "{\"state\":\"uploading\",\"received\":1000,\"size\":1000,\"speed\":0,"
+        "\"phase\":\"processing\"}");
+    ck_assert_str_eq(json(STAGED),
+        "{\"state\":\"uploading\",\"received\":1000,\"size\":1000,\"speed\":0,"
+        "\"phase\":\"processing\",\"stage\":\"resizing images\",\"percent\":40}");
+    ck_assert_str_eq(json(ACCEPTED),
+        "{\"state\":\"done\",\"received\":1000,\"size\":1000,"
+        "\"phase\":\"processing\",\"stage\":\"queued\"}");
+    ck_assert_str_eq(json(FAILED),
+        "{\"state\":\"done\",\"received\":1000,\"size\":1000,"
+        "\"phase\":\"failed\",\"message\":\"virus found\"}");
+    ck_assert_str_eq(json(FINISHED),
+        "{\"state\":\"done\",\"received\":1000,\"size\":1000,\"phase\":\"finished\"}");
+    ck_assert_str_eq(render_as(STAGED, PROGRESS_FORMAT_LEGACY, "cb"),
+        "cb({\"state\":\"uploading\",\"received\":1000,\"size\":1000,\"speed\":0,"
+        "\"phase\":\"processing\",\"stage\":\"resizing images\",\"percent\":40});");
+}
+END_TEST
+
+START_TEST(an_upload_still_arriving_or_ended_without_work_has_no_phase)
+{
+    ck_assert_ptr_null(strstr(json(UPLOADING), "phase"));
+    ck_assert_ptr_null(strstr(json(CHUNKED), "phase"));
+    ck_assert_ptr_null(strstr(json(DONE), "phase"));
+    ck_assert_ptr_null(strstr(json(ABORTED), "phase"));
+    ck_assert_ptr_null(strstr(json(STARTING), "phase"));
+}
+END_TEST
+
+START_TEST(legacy_and_xml_say_what_they_always_said)
+{
+    const progress_snapshot plain_in_flight = { .state = PROGRESS_UPLOADING, .size = 1000,
+                                                .received = 1000 };
+    const progress_snapshot plain_done = { .state = PROGRESS_DONE, .status = 202, .size = 1000,
+                                           .received = 1000 };
+    const progress_snapshot *const with[] = { &STAGED, &ACCEPTED, &FAILED };
+    const progress_snapshot *const without[] = { &plain_in_flight, &plain_done, &plain_done };
+    for (size_t i = 0; i < 3; ++i) {
+        char expected[PROGRESS_RENDER_MAX + 1];
+        strcpy(expected, legacy(*without[i]));
+        ck_assert_str_eq(legacy(*with[i]), expected);
+        strcpy(expected, xml(*without[i]));
+        ck_assert_str_eq(xml(*with[i]), expected);
+    }
+}
+END_TEST
+
+START_TEST(a_text_that_is_not_a_valid_stage_is_not_shown)
+{
+    progress_snapshot torn = STAGED;
+    memcpy(torn.text, "half\"<script>", 14);
+    ck_assert_str_eq(json(torn),
+        "{\"state\":\"uploading\",\"received\":1000,\"size\":1000,\"speed\":0,"
+        "\"phase\":\"processing\",\"percent\":40}");
+    memset(torn.text, 'x', sizeof torn.text);   /* no NUL at all */
+    ck_assert_ptr_null(strstr(json(torn), "stage"));
+    torn.percent = 101;
+    ck_assert_ptr_null(strstr(json(torn), "percent"));
+}
+END_TEST
+
+START_TEST(the_longest_work_fits_with_the_longest_callback)
+{
+    char callback[PROGRESS_CALLBACK_MAX + 1];
+    memset(callback, 'c', PROGRESS_CALLBACK_MAX);
+    callback[PROGRESS_CALLBACK_MAX] = '\0';
+    progress_snapshot big = { .state = PROGRESS_UPLOADING, .size = INT64_MAX, .received = 0,
+                              .speed = 1, .status = 65535, .phase = PROGRESS_PHASE_PROCESSING,
+                              .percent = 100 };
+    memset(big.text, 'x', PROGRESS_TEXT_MAX);
+    render_as(big, PROGRESS_FORMAT_JSON, callback);   /* asserts the bound */
+    ck_assert_ptr_nonnull(strstr(body, "\"percent\":100}"));
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
     Suite *s = suite_create("progress_render");
@@ -293,6 +389,13 @@ static Suite *render_suite(void)
     tcase_add_test(tc, largest_answers_fit_with_the_longest_callback);
     tcase_add_test(tc, format_names);
     tcase_add_test(tc, problems_are_json_objects_with_an_error_message);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("work");
+    tcase_add_test(tc, json_tells_the_work_beside_the_state);
+    tcase_add_test(tc, an_upload_still_arriving_or_ended_without_work_has_no_phase);
+    tcase_add_test(tc, legacy_and_xml_say_what_they_always_said);
+    tcase_add_test(tc, a_text_that_is_not_a_valid_stage_is_not_shown);
+    tcase_add_test(tc, the_longest_work_fits_with_the_longest_callback);
     suite_add_tcase(s, tc);
     tc = tcase_create("eta");
     tcase_add_test(tc, eta_is_whole_seconds_left_rounded_up);

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "progress_render.h"
+#include "progress_report.h"
 #include "progress_table.h"
 
 #include "run_suite.h"
@@ -567,8 +569,9 @@ START_TEST(table_bytes_never_wrap)
     const uint32_t sizes[] = { 1, 65536, 64u << 20, UINT32_MAX / 2, UINT32_MAX };
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; ++k) {
         const size_t bytes = progress_table_bytes(sizes[k]);
-        const double want = ((double)sizes[k] * 1.25 + 1) * 64;
-        if (bytes != 0) ck_assert(bytes >= want && (double)bytes < want * 1.01 + 4096);
+        /* 42 slots of 96 bytes a page, and a byte of count a page */
+        const double want = ((double)sizes[k] * 1.25 + 1) * 4097.0 / 42;
+        if (bytes != 0) ck_assert(bytes >= want && (double)bytes < want * 1.01 + 3 * 4096);
         else ck_assert(want > (double)SIZE_MAX || (double)sizes[k] * 1.25 + 1 > UINT32_MAX);
     }
 }
@@ -886,8 +889,8 @@ START_TEST(lookups_of_unknown_ids_read_no_page_of_slots_without_entries)
     for (uint32_t n = 0; n < 100; ++n)
         ck_assert_int_eq(get(t, n, 0).state, n % 2 ? PROGRESS_DONE : PROGRESS_UPLOADING);
     const size_t after = resident_pages(t, bytes);
-    /* the group counts: a byte for 64 slots, 20 KiB */
-    const size_t counts = (progress_table_slots(t) / 64 + 4095) / 4096 + 1;
+    /* the group counts: a byte for 128 slots, 10 KiB */
+    const size_t counts = (progress_table_slots(t) / 128 + 4095) / 4096 + 1;
     printf("%u lookups of unknown ids: %zu resident pages -> %zu\n", lookups, before, after);
     ck_assert_uint_le(after, before + counts);
     progress_table_destroy(t);
@@ -943,6 +946,25 @@ static int repair_and_maybe_die(progress_table *t, int round)
     return 0;
 }
 
+/* Kills child after up to a millisecond. */
+static void kill_at_random(pid_t child)
+{
+    ck_assert_int_gt(child, 0);
+    const struct timespec pause = { 0, (rand() % 1000) * 1000L };
+    nanosleep(&pause, NULL);
+    kill(child, SIGKILL);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+}
+
+/* Kills child after up to a millisecond; the table's invariants must hold
+ * for the next holder of its lock. */
+static void kill_at_random_and_check(progress_table *t, pid_t child, int round)
+{
+    kill_at_random(child);
+    const char * const problem = progress_table_check(t);
+    if (problem) ck_abort_msg("round %d: %s", round, problem);
+}
+
 /* Children churn a full table and are killed at random moments, mostly
  * inside the lock, or die at a random write (torn): each new upload
  * evicts a finished entry, and the eviction shifts the rest of its probe
@@ -990,11 +1012,7 @@ START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
                 progress_table_finish(t, &id, pid, k, &fin, 100);
             }
         }
-        ck_assert_int_gt(child, 0);
-        const struct timespec pause = { 0, (rand() % 1000) * 1000L };
-        nanosleep(&pause, NULL);
-        kill(child, SIGKILL);
-        ck_assert_int_eq(waitpid(child, NULL, 0), child);
+        kill_at_random(child);
         ++deaths;
         for (int k = 0; k < CHAIN && repair_and_maybe_die(t, round); ++k) {
             ++deaths;
@@ -1017,6 +1035,243 @@ START_TEST(a_death_inside_the_lock_leaves_a_consistent_table)
     progress_table_destroy(t);
     munmap(t, bytes);
     munmap((void *)repair_deaths, sizeof *repair_deaths);
+}
+END_TEST
+
+/* --- the work after the last byte (doc/processing.md) --- */
+
+static progress_report_result report(progress_table *t, uint32_t n, progress_phase phase,
+                                     int percent, const char *text, int64_t now,
+                                     int64_t expires)
+{
+    const progress_id id = make_id(n);
+    return progress_table_report(t, &id, phase, percent, text, text ? strlen(text) : 0,
+                                 now, expires);
+}
+
+static int finish_202(progress_table *t, uint32_t n, uint32_t ref, int64_t deadline,
+                      int64_t expires)
+{
+    const progress_id id = make_id(n);
+    const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 202, .size = 50,
+                                    .received = 50, .phase = PROGRESS_PHASE_PROCESSING,
+                                    .deadline = deadline };
+    return progress_table_finish(t, &id, OWNER, ref, &fin, expires);
+}
+
+START_TEST(a_report_for_an_unknown_id_creates_nothing)
+{
+    table = new_table(16);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 5, "x", 0, 0),
+                     PROGRESS_REPORT_UNKNOWN);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FINISHED, -1, NULL, 0, 0),
+                     PROGRESS_REPORT_UNKNOWN);
+    ck_assert_uint_eq(progress_table_count(table), 0);
+    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_STARTING);
+    /* an expired entry is as good as unknown */
+    ck_assert_int_eq(begin(table, 2, 50, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 2, 0, PROGRESS_DONE, 200, 3), 1);
+    ck_assert_int_eq(report(table, 2, PROGRESS_PHASE_PROCESSING, 5, "x", 4, 10),
+                     PROGRESS_REPORT_UNKNOWN);
+}
+END_TEST
+
+START_TEST(stages_reported_in_flight_are_shown_in_order)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
+    progress_snapshot s = get(table, 1, 0);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_NONE);
+    ck_assert_int_eq(s.percent, PROGRESS_PERCENT_UNKNOWN);
+    ck_assert_str_eq(s.text, "");
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, -1, "scanning", 1, 0),
+                     PROGRESS_REPORT_OK);
+    s = get(table, 1, 1);
+    ck_assert_int_eq(s.state, PROGRESS_UPLOADING);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_PROCESSING);
+    ck_assert_str_eq(s.text, "scanning");
+    ck_assert_int_eq(s.percent, PROGRESS_PERCENT_UNKNOWN);
+    /* a percent alone keeps the stage */
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 60, NULL, 1, 0),
+                     PROGRESS_REPORT_OK);
+    s = get(table, 1, 1);
+    ck_assert_str_eq(s.text, "scanning");
+    ck_assert_int_eq(s.percent, 60);
+    /* a new stage, of the longest length, with no NUL in the slot */
+    char longest[PROGRESS_TEXT_MAX + 1];
+    memset(longest, 'r', PROGRESS_TEXT_MAX);
+    longest[PROGRESS_TEXT_MAX] = '\0';
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, -1, longest, 2, 0),
+                     PROGRESS_REPORT_OK);
+    s = get(table, 1, 2);
+    ck_assert_str_eq(s.text, longest);
+    ck_assert_int_eq(s.percent, PROGRESS_PERCENT_UNKNOWN);
+    /* the response ends the work as it ends the upload; speed stays untouched */
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
+    ck_assert_int_eq(finish(table, 1, 0, PROGRESS_DONE, 200, 100), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
+    s = get(table, 1, 3);
+    ck_assert_int_eq(s.state, PROGRESS_DONE);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_FINISHED);
+    ck_assert_str_eq(s.text, "");
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 10, "late", 3, 0),
+                     PROGRESS_REPORT_FINISHED);
+    ck_assert_ptr_null(progress_table_check(table));
+}
+END_TEST
+
+START_TEST(an_upload_without_reports_ends_without_a_phase)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 1, 0, PROGRESS_DONE, 200, 100), 1);
+    ck_assert_int_eq(get(table, 1, 1).phase, PROGRESS_PHASE_NONE);
+    /* nor can a report open work on it afterwards */
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 1, "x", 1, 0),
+                     PROGRESS_REPORT_FINISHED);
+    ck_assert_int_eq(get(table, 1, 1).phase, PROGRESS_PHASE_NONE);
+    /* an error after stages is a failed work */
+    ck_assert_int_eq(begin(table, 2, 50, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(report(table, 2, PROGRESS_PHASE_PROCESSING, 1, "x", 0, 0),
+                     PROGRESS_REPORT_OK);
+    ck_assert_int_eq(finish(table, 2, 1, PROGRESS_ERROR, 500, 100), 1);
+    ck_assert_int_eq(get(table, 2, 1).phase, PROGRESS_PHASE_FAILED);
+}
+END_TEST
+
+START_TEST(a_202_leaves_the_work_open_until_its_outcome)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 10, "queued", 0, 0),
+                     PROGRESS_REPORT_OK);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
+    ck_assert_int_eq(finish_202(table, 1, 0, 30, 90), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
+    progress_snapshot s = get(table, 1, 5);
+    ck_assert_int_eq(s.state, PROGRESS_DONE);
+    ck_assert_int_eq(s.status, 202);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_PROCESSING);
+    ck_assert_str_eq(s.text, "queued");
+    ck_assert_int_eq(s.percent, 10);
+    ck_assert_int_eq(s.speed, 0);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 70, "thumbnails", 6, 0),
+                     PROGRESS_REPORT_OK);
+    s = get(table, 1, 6);
+    ck_assert_str_eq(s.text, "thumbnails");
+    ck_assert_int_eq(s.percent, 70);
+    /* the outcome; the entry then expires after remove-timeout from now */
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FAILED, 70, "disk full", 7, 67),
+                     PROGRESS_REPORT_OK);
+    s = get(table, 1, 8);
+    ck_assert_int_eq(s.state, PROGRESS_DONE);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_FAILED);
+    ck_assert_str_eq(s.text, "disk full");
+    ck_assert_int_eq(s.percent, PROGRESS_PERCENT_UNKNOWN);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FINISHED, -1, NULL, 8, 68),
+                     PROGRESS_REPORT_FINISHED);
+    ck_assert_int_eq(get(table, 1, 67).phase, PROGRESS_PHASE_FAILED);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
+    ck_assert_uint_eq(progress_table_sweep(table, 68, UINT32_MAX), 1);
+    ck_assert_int_eq(get(table, 1, 68).state, PROGRESS_STARTING);
+}
+END_TEST
+
+START_TEST(a_202_whose_deadline_passes_reads_as_failed)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish_202(table, 1, 0, 30, 90), 1);
+    ck_assert_int_eq(get(table, 1, 30).phase, PROGRESS_PHASE_PROCESSING);
+    const progress_snapshot s = get(table, 1, 31);
+    ck_assert_int_eq(s.state, PROGRESS_DONE);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_FAILED);
+    ck_assert_str_eq(s.text, "processing timed out");
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FINISHED, -1, NULL, 31, 91),
+                     PROGRESS_REPORT_FINISHED);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);   /* until it goes */
+    ck_assert_uint_eq(progress_table_sweep(table, 90, UINT32_MAX), 0);
+    ck_assert_uint_eq(progress_table_sweep(table, 91, UINT32_MAX), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
+    /* taken over by a new upload of the same id */
+    ck_assert_int_eq(begin(table, 2, 50, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish_202(table, 2, 1, 30, 90), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 1);
+    ck_assert_int_eq(begin(table, 2, 50, 2, 40), PROGRESS_BEGIN_OK);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
+}
+END_TEST
+
+START_TEST(an_outcome_reported_in_flight_stays_through_the_response)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_FINISHED, -1, "3 files", 0, 0),
+                     PROGRESS_REPORT_OK);
+    ck_assert_int_eq(get(table, 1, 0).state, PROGRESS_UPLOADING);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 5, "x", 0, 0),
+                     PROGRESS_REPORT_FINISHED);
+    ck_assert_int_eq(finish_202(table, 1, 0, 30, 90), 1);
+    const progress_snapshot s = get(table, 1, 40);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_FINISHED);
+    ck_assert_str_eq(s.text, "3 files");
+}
+END_TEST
+
+START_TEST(a_dead_owners_work_fails_with_its_upload)
+{
+    table = new_table(16);
+    ck_assert_int_eq(begin(table, 1, 50, 0, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(report(table, 1, PROGRESS_PHASE_PROCESSING, 5, "x", 0, 0),
+                     PROGRESS_REPORT_OK);
+    ck_assert_uint_eq(progress_table_fail_owner(table, OWNER, 500, 10), 1);
+    ck_assert_uint_eq(progress_table_open_work(table), 0);
+    const progress_snapshot s = get(table, 1, 1);
+    ck_assert_int_eq(s.state, PROGRESS_ERROR);
+    ck_assert_int_eq(s.phase, PROGRESS_PHASE_FAILED);
+}
+END_TEST
+
+/* Children report stages on entries in flight and are killed at random
+ * moments, mostly inside the lock, as a write of the text may be cut
+ * short.  The table stays consistent, and every answer is still valid:
+ * a torn text is printable or not shown (progress_render checks it). */
+START_TEST(a_death_inside_a_report_leaves_answers_valid)
+{
+    enum { N = 64, ROUNDS = 300, MOST_SECONDS = 6 };
+    size_t bytes;
+    progress_table *t = new_shared_table(N, &bytes);
+    for (uint32_t n = 0; n < N; ++n)
+        ck_assert_int_eq(begin(t, n, 10, n, 0), PROGRESS_BEGIN_OK);
+    static const char *const stages[] = { "a", "resizing the images 1234567890ab", "scan" };
+    srand(2222);
+    const time_t stop = monotonic_seconds() + MOST_SECONDS;
+    for (int round = 0; round < ROUNDS && monotonic_seconds() < stop; ++round) {
+        const unsigned seed = (unsigned)rand();
+        const pid_t child = fork();
+        if (child == 0) {
+            srand(seed);
+            for (;;) {
+                const char *stage = stages[rand() % 3];
+                report(t, (uint32_t)rand() % N, PROGRESS_PHASE_PROCESSING, rand() % 101,
+                       stage, 0, 0);
+            }
+        }
+        kill_at_random_and_check(t, child, round);
+        for (uint32_t n = 0; n < N; ++n) {
+            const progress_snapshot s = get(t, n, 0);
+            ck_assert_int_eq(s.state, PROGRESS_UPLOADING);
+            char out[PROGRESS_RENDER_MAX];
+            const char *type;
+            const size_t len = progress_render(&s, PROGRESS_FORMAT_JSON, NULL, 0, out,
+                                               sizeof out, &type);
+            for (size_t i = 0; i < len; ++i)
+                ck_assert(out[i] >= 0x20 && out[i] < 0x7f && out[i] != '\\');
+        }
+    }
+    ck_assert_uint_eq(progress_table_count(t), N);
+    progress_table_destroy(t);
+    munmap(t, bytes);
 }
 END_TEST
 
@@ -1052,6 +1307,13 @@ static Suite *table_suite(void)
     tcase_add_test(tc, one_begin_visits_two_windows_at_most_after_the_earliest_is_taken_over);
     tcase_add_test(tc, one_begin_visits_two_windows_at_most_with_one_entry_per_second);
     tcase_add_test(tc, one_begin_visits_two_windows_at_most_when_all_but_one_are_in_flight);
+    tcase_add_test(tc, a_report_for_an_unknown_id_creates_nothing);
+    tcase_add_test(tc, stages_reported_in_flight_are_shown_in_order);
+    tcase_add_test(tc, an_upload_without_reports_ends_without_a_phase);
+    tcase_add_test(tc, a_202_leaves_the_work_open_until_its_outcome);
+    tcase_add_test(tc, a_202_whose_deadline_passes_reads_as_failed);
+    tcase_add_test(tc, an_outcome_reported_in_flight_stays_through_the_response);
+    tcase_add_test(tc, a_dead_owners_work_fails_with_its_upload);
     suite_add_tcase(s, tc);
     tc = tcase_create("shared");
     tcase_set_timeout(tc, 120);
@@ -1062,6 +1324,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, fail_owner_reads_no_group_of_slots_without_entries);
     tcase_add_test(tc, lookups_of_unknown_ids_read_no_page_of_slots_without_entries);
     tcase_add_test(tc, a_death_inside_the_lock_leaves_a_consistent_table);
+    tcase_add_test(tc, a_death_inside_a_report_leaves_answers_valid);
     suite_add_tcase(s, tc);
     return s;
 }
