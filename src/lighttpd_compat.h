@@ -15,6 +15,7 @@
 #include "http_header.h"
 #include "plugin.h"
 #include "request.h"
+#include "sock_addr.h"
 
 /* A version as one comparable number: 1.4.69 is 0x010445. */
 #define LIGHTTPD_COMPAT_V(major, minor, patch) \
@@ -132,6 +133,30 @@ static inline int request_handed_on(const request_st * const r)
       http_header_env_get(r, CONST_STR_LEN("REDIRECT_STATUS"));
     return NULL != status && atoi(status->ptr) == r->http_status;
 }
+
+/* The client's address as lighttpd has it for r (mod_extforward puts the
+ * forwarded one there): per request from 1.4.70, per connection before. */
+#if LIGHTTPD_COMPAT_VERSION >= LIGHTTPD_COMPAT_V(1, 4, 70)
+static inline const sock_addr * request_remote_addr(const request_st * const r)
+{
+    return (const sock_addr *)r->dst_addr;
+}
+
+static inline const buffer * request_remote_addr_text(const request_st * const r)
+{
+    return r->dst_addr_buf;
+}
+#else
+static inline const sock_addr * request_remote_addr(const request_st * const r)
+{
+    return &r->con->dst_addr;
+}
+
+static inline const buffer * request_remote_addr_text(const request_st * const r)
+{
+    return &r->con->dst_addr_buf;
+}
+#endif
 
 /* Streaming a response (progress_push): the same in every supported
  * release. */

@@ -6,6 +6,7 @@
 #include "progress_push.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "base.h"
 #include "buffer.h"
+#include "sock_addr.h"
 #include "fdevent.h"
 #include "http_header.h"
 #include "request.h"
@@ -45,9 +47,16 @@ typedef struct {
     } workers[PUSH_WORKER_SLOTS];
 } push_shared;
 
+/* A remote address as max_streams_per_client counts it. */
+typedef struct {
+    uint8_t bytes[8];
+    uint8_t len;
+} push_client;
+
 typedef struct push_stream {
     request_ctx ctx;              /* REQUEST_CTX_STREAM: r->plugin_ctx holds it */
     progress_id id;
+    push_client client;
     request_st *r;
     uint32_t index;               /* in progress_push.streams */
     uint32_t remove_timeout_ms;
@@ -297,6 +306,47 @@ static void stream_serve(progress_push * const push, push_stream * const s, cons
     request_wake(s->r);
 }
 
+/* An IPv4 address (also one mapped into IPv6), the /64 of an IPv6
+ * address (what one host is given), or one client for every Unix socket
+ * peer. */
+static push_client client_of(const request_st * const r)
+{
+    const sock_addr * const addr = request_remote_addr(r);
+    push_client c = { .len = 0 };
+    const uint8_t *from = NULL;
+    switch (sock_addr_get_family(addr)) {
+      case AF_INET:
+        from = (const uint8_t *)&addr->ipv4.sin_addr;
+        c.len = 4;
+        break;
+     #ifdef HAVE_IPV6
+      case AF_INET6:
+        from = addr->ipv6.sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&addr->ipv6.sin6_addr)) {
+            from += 12;
+            c.len = 4;
+        } else {
+            c.len = 8;
+        }
+        break;
+     #endif
+      default:
+        break;
+    }
+    if (c.len) memcpy(c.bytes, from, c.len);
+    return c;
+}
+
+static uint32_t streams_of_client(const progress_push * const push, const push_client * const c)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < push->nstreams; ++i) {
+        const push_client * const other = &push->streams[i]->client;
+        n += other->len == c->len && 0 == memcmp(other->bytes, c->bytes, c->len);
+    }
+    return n;
+}
+
 static void set_stream_headers(request_st * const r)
 {
     http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
@@ -311,14 +361,18 @@ static void set_stream_headers(request_st * const r)
                              CONST_STR_LEN("no"));
 }
 
-int progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
+progress_push_start_result progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
 {
-    if (!timer_ready(push, request_server(r))) return -1;
-    if (!count_stream_in(push)) return -1;
+    if (!timer_ready(push, request_server(r))) return PROGRESS_PUSH_NO_TIMER;
+    const push_client client = client_of(r);
+    if (streams_of_client(push, &client) >= push->config.max_streams_per_client)
+        return PROGRESS_PUSH_CLIENT_FULL;
+    if (!count_stream_in(push)) return PROGRESS_PUSH_FULL;
 
     push_stream * const s = ck_calloc(1, sizeof(*s));
     s->ctx.kind = REQUEST_CTX_STREAM;
     s->id = *id;
+    s->client = client;
     s->r = r;
     s->remove_timeout_ms = remove_timeout > UINT32_MAX / 1000
                          ? UINT32_MAX : remove_timeout * 1000;
@@ -339,7 +393,7 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
     if (1 == push->nstreams) push->next_push_ms = now + push->config.push_ms;
     stream_serve(push, s, now, 1); /* (may end it: a final answer) */
     timer_rearm(push);
-    return 0;
+    return PROGRESS_PUSH_STARTED;
 }
 
 handler_t progress_push_subrequest(const request_st * const r)
