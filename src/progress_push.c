@@ -16,10 +16,10 @@
 
 #include "base.h"
 #include "buffer.h"
-#include "sock_addr.h"
 #include "fdevent.h"
 #include "http_header.h"
 #include "request.h"
+#include "sock_addr.h"
 
 #include "lighttpd_compat.h"
 #include "progress_render.h"
