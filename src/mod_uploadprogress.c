@@ -49,9 +49,8 @@
 #define UPLOADPROGRESS_PUSH_MS_LIMIT 60000
 #define UPLOADPROGRESS_MAX_STREAMS_DEFAULT 1024
 #define UPLOADPROGRESS_MAX_STREAMS_LIMIT (1u << 20)
-/* streams one client may hold in one worker: room for many uploads at once
- * from one browser or one office behind NAT, far from the whole default
- * max-streams */
+/* streams one client may hold: room for many uploads at once from one
+ * browser or one office behind NAT, far from the whole default max-streams */
 #define UPLOADPROGRESS_MAX_STREAMS_PER_CLIENT_DEFAULT 64
 /* seconds a client refused for too many streams is asked to wait */
 #define UPLOADPROGRESS_STREAMS_RETRY_AFTER "5"
@@ -845,7 +844,7 @@ static void log_stream_refused(request_st * const r, plugin_data * const p, cons
       case PROGRESS_PUSH_CLIENT_FULL:
         if (!log_limited(p, LOG_CLIENT_STREAMS_FULL, more)) return;
         log_error(r->conf.errh, __FILE__, __LINE__,
-          "upload-progress: %s holds %u event streams in this worker "
+          "upload-progress: %s holds %u event streams "
           "(upload-progress.max-streams-per-client); more of its streams are "
           "refused with 429%s", request_remote_addr_text(r)->ptr,
           p->push_config.max_streams_per_client, more);

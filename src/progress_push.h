@@ -4,9 +4,9 @@
  *
  * Contract
  * - One progress_push per server, made in set_defaults (before lighttpd
- *   forks its workers): the count of streams of the whole server lives in
- *   shared memory the caller maps, so max_streams holds for all workers
- *   together.
+ *   forks its workers): the count of streams of the whole server, and of
+ *   each client, lives in shared memory the caller maps, so max_streams and
+ *   max_streams_per_client hold for all workers together.
  * - A stream belongs to one request: progress_push_start() makes the
  *   request's response an event stream and keeps the stream in
  *   r->plugin_ctx[plugin_id], tagged REQUEST_CTX_STREAM (request_ctx.h);
@@ -43,7 +43,7 @@ typedef struct progress_push_config {
     uint32_t push_ms;
     uint32_t publish_ms;
     uint32_t max_streams;
-    uint32_t max_streams_per_client;   /* in each worker */
+    uint32_t max_streams_per_client;   /* all workers together */
     int publishes;            /* several workers: uploads need publishing */
     size_t plugin_id;
     progress_push_answer_fn answer;
@@ -78,7 +78,8 @@ typedef enum {
  * starting.  r is untouched unless it returns PROGRESS_PUSH_STARTED.  A
  * client is a remote address as lighttpd has it for r (after
  * mod_extforward): an IPv4 address, an IPv6 /64, or every Unix socket
- * peer together.  Costs one look at each stream of this worker. */
+ * peer together; its streams are counted for all workers in the shared
+ * memory (a look at up to 32 slots of it). */
 progress_push_start_result progress_push_start(progress_push *push, request_st *r,
                                                const progress_id *id,
                                                unsigned int remove_timeout);

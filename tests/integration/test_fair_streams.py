@@ -1,14 +1,16 @@
 """Fair event streams (issue 18): one client's share of the streams
 (upload-progress.max-streams-per-client, per remote address after
-mod_extforward, in each worker), and a stream whose timer cannot be made
-(its own 503 and log line, not "too many streams")."""
+mod_extforward, all workers together), and a stream whose timer cannot be
+made (its own 503 and log line, not "too many streams")."""
 import json
+import os
+import signal
 import time
 
 import pytest
 
-from lighty import Lighttpd, in_root, module_path
-from test_events import ACCEPT, H1Stream, H2Streams
+from lighty import Lighttpd, in_root, module_path, serving_pid
+from test_events import ACCEPT, H1Stream, H2Streams, wait_for_workers
 
 ID = "5eed0000000000000000000000000001"
 CLIENT_STREAMS = b'{"error":"too many event streams from this client: poll, or retry later"}'
@@ -41,22 +43,53 @@ def test_one_client_holds_at_most_its_share(make_server):
     extra = stream(server)
     assert refused(extra), (extra.status, extra.headers, extra.body)
     extra.close()
-    assert ("127.0.0.1 holds 3 event streams in this worker "
+    assert ("127.0.0.1 holds 3 event streams "
             "(upload-progress.max-streams-per-client); more of its streams are "
             "refused with 429") in server.error_log()
     # polls are not streams: the client still polls
     assert server.poll(ID)[0] == {"state": "starting"}
     # a stream that ends gives its place back
     held.pop().close()
-    deadline = time.monotonic() + 10
+    held.append(stream_until_admitted(server))
+    for s in held:
+        s.close()
+
+
+def stream_until_admitted(server, timeout=10):
+    deadline = time.monotonic() + timeout
     while True:
-        again = stream(server)
-        if again.status == 200:
-            break
-        assert refused(again) and time.monotonic() < deadline
-        again.close()
+        s = stream(server)
+        if s.status == 200:
+            return s
+        assert refused(s) and time.monotonic() < deadline
+        s.close()
         time.sleep(0.05)
-    for s in held + [again]:
+
+
+def test_the_share_holds_for_all_workers_together(make_server):
+    server = make_server(config(3, "server.max-worker = 4\n"))
+    wait_for_workers(server, 4)
+    # each stream on a connection of its own: the workers take them in turn
+    held = [stream(server) for _ in range(3)]
+    assert [s.status for s in held] == [200] * 3
+    owners = {serving_pid(server, s.sock) for s in held}
+    for _ in range(40):   # refused by whichever worker takes it
+        extra = stream(server)
+        assert refused(extra), (extra.status, extra.body)
+        owners.add(serving_pid(server, extra.sock))
+        extra.close()
+        if len(owners) > 2:
+            break
+    if len(owners) == 1:
+        pytest.skip("the kernel gave every connection to one worker")
+    # a worker's death gives its client's places back: as many as it held
+    victim = serving_pid(server, held[0].sock)
+    lost = [s for s in held if serving_pid(server, s.sock) == victim]
+    os.kill(victim, signal.SIGKILL)
+    held = [s for s in held if s not in lost] + [
+        stream_until_admitted(server) for _ in lost]
+    assert refused(stream(server))
+    for s in held + lost:
         s.close()
 
 
