@@ -7,7 +7,7 @@ import os
 import time
 
 from chaos import CONFIG, KINDS, MODULES, Chaos
-from lighty import counts
+from lighty import counts, workers_of
 from test_events import wait_for_workers
 
 WORKERS = 4
@@ -28,7 +28,12 @@ def test_a_bounded_random_mix_with_restarts_and_kills(make_server):
     figures = chaos.run(seconds)
 
     assert server.proc.poll() is None, "lighttpd is gone"
-    wait_for_workers(server, WORKERS)
+    # the old generation of the last restart has gone: only the new one
+    # takes connections
+    deadline = time.monotonic() + 20
+    while len(workers_of(server)) != WORKERS:
+        assert time.monotonic() < deadline, workers_of(server)
+        time.sleep(0.1)
     # every upload that got an entry has ended (a killed worker's are errors)
     deadline = time.monotonic() + 20
     while in_flight(server) != 0:
