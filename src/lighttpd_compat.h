@@ -15,6 +15,7 @@
 #include "http_header.h"
 #include "plugin.h"
 #include "request.h"
+#include "sock_addr.h"
 
 #include "lighttpd_version.h"
 
@@ -160,6 +161,30 @@ static inline long request_body_copy(request_st * const r, char * const buf, con
         return -1;
     return (long)len;
 }
+
+/* The client's address as lighttpd has it for r (mod_extforward puts the
+ * forwarded one there): per request from 1.4.70, per connection before. */
+#if LIGHTTPD_COMPAT_PATCH >= 70
+static inline const sock_addr * request_remote_addr(const request_st * const r)
+{
+    return (const sock_addr *)r->dst_addr;
+}
+
+static inline const buffer * request_remote_addr_text(const request_st * const r)
+{
+    return r->dst_addr_buf;
+}
+#else
+static inline const sock_addr * request_remote_addr(const request_st * const r)
+{
+    return &r->con->dst_addr;
+}
+
+static inline const buffer * request_remote_addr_text(const request_st * const r)
+{
+    return &r->con->dst_addr_buf;
+}
+#endif
 
 /* Streaming a response (progress_push): the same in every supported
  * release. */

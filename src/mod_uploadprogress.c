@@ -53,6 +53,9 @@
 #define UPLOADPROGRESS_PUSH_MS_LIMIT 60000
 #define UPLOADPROGRESS_MAX_STREAMS_DEFAULT 1024
 #define UPLOADPROGRESS_MAX_STREAMS_LIMIT (1u << 20)
+/* streams one client may hold: room for many uploads at once from one
+ * browser or one office behind NAT, far from the whole default max-streams */
+#define UPLOADPROGRESS_MAX_STREAMS_PER_CLIENT_DEFAULT 64
 /* seconds a client refused for too many streams is asked to wait */
 #define UPLOADPROGRESS_STREAMS_RETRY_AFTER "5"
 /* seconds a 202's work may stay open without an outcome (doc/processing.md) */
@@ -90,6 +93,8 @@ typedef enum {
     LOG_ID_IN_USE,
     LOG_TABLE_FULL,
     LOG_STREAMS_FULL,
+    LOG_CLIENT_STREAMS_FULL,
+    LOG_NO_TIMER,
     LOG_KINDS
 } log_kind;
 
@@ -207,11 +212,12 @@ static void mod_uploadprogress_merge_config_cpv(plugin_config * const pconf, con
       case 5: /* upload-progress.publish-interval: the server's timer */
       case 6: /* upload-progress.push-interval: the server's timer */
       case 7: /* upload-progress.max-streams: one count for the server */
+      case 8: /* upload-progress.max-streams-per-client: the server's */
         break;
-      case 8: /* upload-progress.report-url */
+      case 9: /* upload-progress.report-url */
         pconf->report_url = cpv->v.b;
         break;
-      case 9: /* upload-progress.processing-timeout */
+      case 10: /* upload-progress.processing-timeout */
         pconf->processing_timeout = cpv->v.u;
         break;
       default:/* should not happen */
@@ -244,9 +250,11 @@ static void mod_uploadprogress_patch_config(request_st * const r, plugin_data * 
 __attribute_cold__
 static int mod_uploadprogress_check_push_cpv(server * const srv, plugin_data * const p, const config_plugin_value_t * const cpv, const int global) {
     static const char * const names[] = {
-      "publish-interval", "push-interval", "max-streams" };
-    static const uint32_t lo[] = { 10, 10, 1 };
+      "publish-interval", "push-interval", "max-streams",
+      "max-streams-per-client" };
+    static const uint32_t lo[] = { 10, 10, 1, 1 };
     static const uint32_t hi[] = { 1000, UPLOADPROGRESS_PUSH_MS_LIMIT,
+                                   UPLOADPROGRESS_MAX_STREAMS_LIMIT,
                                    UPLOADPROGRESS_MAX_STREAMS_LIMIT };
     const int k = cpv->k_id - 5;
     if (!global) {
@@ -263,7 +271,8 @@ static int mod_uploadprogress_check_push_cpv(server * const srv, plugin_data * c
     }
     uint32_t * const value[] = { &p->push_config.publish_ms,
                                  &p->push_config.push_ms,
-                                 &p->push_config.max_streams };
+                                 &p->push_config.max_streams,
+                                 &p->push_config.max_streams_per_client };
     *value[k] = cpv->v.u;
     return 1;
 }
@@ -319,8 +328,9 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
       case 5: /* upload-progress.publish-interval */
       case 6: /* upload-progress.push-interval */
       case 7: /* upload-progress.max-streams */
+      case 8: /* upload-progress.max-streams-per-client */
         return mod_uploadprogress_check_push_cpv(srv, p, cpv, global);
-      case 8: /* upload-progress.report-url */
+      case 9: /* upload-progress.report-url */
         if (buffer_is_blank(cpv->v.b)) {
             cpv->v.b = NULL;
         } else if (cpv->v.b->ptr[0] != '/') {
@@ -330,7 +340,7 @@ static int mod_uploadprogress_check_cpv(server * const srv, plugin_data * const 
             return 0;
         }
         return 1;
-      case 9: /* upload-progress.processing-timeout */
+      case 10: /* upload-progress.processing-timeout */
         if (cpv->v.u < 1 || cpv->v.u > INT32_MAX) {
             log_error(srv->errh, __FILE__, __LINE__,
               "upload-progress.processing-timeout must be a number of seconds "
@@ -516,6 +526,9 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
      ,{ CONST_STR_LEN("upload-progress.max-streams"),
         T_CONFIG_INT,
         T_CONFIG_SCOPE_SERVER }
+     ,{ CONST_STR_LEN("upload-progress.max-streams-per-client"),
+        T_CONFIG_INT,
+        T_CONFIG_SCOPE_SERVER }
      ,{ CONST_STR_LEN("upload-progress.report-url"),
         T_CONFIG_STRING,
         T_CONFIG_SCOPE_CONNECTION }
@@ -535,6 +548,7 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     p->push_config.publish_ms = UPLOADPROGRESS_PUBLISH_MS_DEFAULT;
     p->push_config.push_ms = UPLOADPROGRESS_PUSH_MS_DEFAULT;
     p->push_config.max_streams = UPLOADPROGRESS_MAX_STREAMS_DEFAULT;
+    p->push_config.max_streams_per_client = UPLOADPROGRESS_MAX_STREAMS_PER_CLIENT_DEFAULT;
     /* (init i to 0 if global context; to 1 to skip empty global context) */
     for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
         config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
@@ -939,7 +953,7 @@ static handler_t answer_problem(request_st * const r, const plugin_data * const 
     size_t len;
     request_set_handler(r, (plugin_data_base *)p);
     const char * const body = progress_render_problem(problem, &len);
-    if (status < 500) /* (a 503 refuses a good poll for want of room) */
+    if (status < 429) /* (429, 503: a good poll refused for want of room) */
         progress_counters_add(p->counters, PROGRESS_COUNT_BAD_POLLS);
     return answer(r, status, "application/json", body, len);
 }
@@ -953,13 +967,34 @@ static int current_answer(void * const p_d, const progress_id * const id, progre
     return found;
 }
 
+/* The log line of a refused stream (at most one of each kind a second);
+ * err: errno of a timer that could not be made. */
 __attribute_cold__
-static void log_streams_full(request_st * const r, plugin_data * const p) {
+static void log_stream_refused(request_st * const r, plugin_data * const p, const progress_push_start_result why, const int err) {
     char more[LOG_SUFFIX_MAX];
-    if (!log_limited(p, LOG_STREAMS_FULL, more)) return;
-    log_error(r->conf.errh, __FILE__, __LINE__,
-      "upload-progress: %u event streams at once (upload-progress.max-streams); "
-      "more are refused with 503%s", p->push_config.max_streams, more);
+    switch (why) {
+      case PROGRESS_PUSH_NO_TIMER:
+        if (!log_limited(p, LOG_NO_TIMER, more)) return;
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "upload-progress: cannot make the timer of event streams "
+          "(timerfd_create: %s); streams are refused with 503%s",
+          strerror(err), more);
+        return;
+      case PROGRESS_PUSH_CLIENT_FULL:
+        if (!log_limited(p, LOG_CLIENT_STREAMS_FULL, more)) return;
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "upload-progress: %s holds %u event streams "
+          "(upload-progress.max-streams-per-client); more of its streams are "
+          "refused with 429%s", request_remote_addr_text(r)->ptr,
+          p->push_config.max_streams_per_client, more);
+        return;
+      default:
+        if (!log_limited(p, LOG_STREAMS_FULL, more)) return;
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "upload-progress: %u event streams at once (upload-progress.max-streams); "
+          "more are refused with 503%s", p->push_config.max_streams, more);
+        return;
+    }
 }
 
 static void log_stream(request_st * const r, const progress_id * const id) {
@@ -972,14 +1007,20 @@ static void log_stream(request_st * const r, const progress_id * const id) {
 /* An event stream instead of one answer (doc: "Events"). */
 static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * const p, const progress_id * const id) {
     request_set_handler(r, (plugin_data_base *)p);
-    if (0 == progress_push_start(p->push, r, id, p->conf.remove_timeout)) {
+    const progress_push_start_result started =
+      progress_push_start(p->push, r, id, p->conf.remove_timeout);
+    if (PROGRESS_PUSH_STARTED == started) {
         if (p->conf.debug) log_stream(r, id);
         return HANDLER_FINISHED;
     }
-    log_streams_full(r, p);
+    log_stream_refused(r, p, started, errno);
+    if (PROGRESS_PUSH_NO_TIMER == started) /* (polls still work) */
+        return answer_problem(r, p, 503, PROGRESS_PROBLEM_NO_TIMER);
     http_header_response_set(r, HTTP_HEADER_OTHER, CONST_STR_LEN("Retry-After"),
                              CONST_STR_LEN(UPLOADPROGRESS_STREAMS_RETRY_AFTER));
-    return answer_problem(r, p, 503, PROGRESS_PROBLEM_TOO_MANY_STREAMS);
+    return PROGRESS_PUSH_CLIENT_FULL == started
+      ? answer_problem(r, p, 429, PROGRESS_PROBLEM_CLIENT_STREAMS)
+      : answer_problem(r, p, 503, PROGRESS_PROBLEM_TOO_MANY_STREAMS);
 }
 
 

@@ -6,9 +6,11 @@
 #include "progress_push.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include "fdevent.h"
 #include "http_header.h"
 #include "request.h"
+#include "sock_addr.h"
 
 #include "lighttpd_compat.h"
 #include "progress_render.h"
@@ -30,6 +33,12 @@
 #define PUSH_KEEPALIVE_MS 15000
 /* workers whose streams the watcher can give back when they die */
 #define PUSH_WORKER_SLOTS 256
+/* The streams of each client in each worker, shared: a slot holds a
+ * client's tag, a worker's slot and a count (see client_word()).  A
+ * client's slots lie within PUSH_CLIENT_PROBE slots of its home. */
+#define PUSH_CLIENT_SLOTS 4096
+#define PUSH_CLIENT_PROBE 32
+#define PUSH_CLIENT_COUNT_MASK 0xffffffu
 
 static const char event_progress[] = "event: progress\ndata: ";
 static const char event_timeout[] = "event: timeout\ndata: ";
@@ -43,11 +52,18 @@ typedef struct {
         _Atomic int32_t pid;
         _Atomic uint32_t streams;
     } workers[PUSH_WORKER_SLOTS];
+    _Atomic uint64_t client_seed;     /* set once, by the first push made */
+    _Atomic uint64_t clients[PUSH_CLIENT_SLOTS];
 } push_shared;
+
+/* A remote address as max_streams_per_client counts it: its hash. */
+typedef uint64_t push_client;
 
 typedef struct push_stream {
     request_ctx ctx;              /* REQUEST_CTX_STREAM: r->plugin_ctx holds it */
     progress_id id;
+    push_client client;
+    int client_counted;           /* it holds a place in shared->clients */
     request_st *r;
     uint32_t index;               /* in progress_push.streams */
     uint32_t remove_timeout_ms;
@@ -62,6 +78,7 @@ struct progress_push {
     progress_push_config config;
     push_shared *shared;
     int worker_slot;              /* -1: none claimed (yet) */
+    uint64_t client_seed;
 
     server *srv;                  /* NULL until the timer is made */
     fdnode *fdn;
@@ -93,6 +110,12 @@ progress_push *progress_push_create(const progress_push_config * const config, v
     push->config = *config;
     push->shared = shared;        /* zero-filled: no streams, no workers */
     push->worker_slot = -1;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = (uint64_t)monotonic_ms() ^ ((uint64_t)getpid() << 32);
+    uint64_t unset = 0;
+    atomic_compare_exchange_strong(&push->shared->client_seed, &unset, seed | 1);
+    push->client_seed = atomic_load(&push->shared->client_seed);
     push->timer_fd = -1;
     return push;
 }
@@ -145,11 +168,95 @@ static void count_stream_out(progress_push * const push)
         atomic_fetch_sub(&push->shared->workers[push->worker_slot].streams, 1);
 }
 
+/* --- the streams of each client, shared ------------------------------------ */
+
+static uint64_t client_word(const uint32_t tag, const int worker, const uint32_t count)
+{
+    return (uint64_t)tag << 32 | (uint64_t)(worker & 0xff) << 24 | count;
+}
+
+static uint32_t word_count(const uint64_t v) { return (uint32_t)v & PUSH_CLIENT_COUNT_MASK; }
+static uint32_t word_tag(const uint64_t v) { return (uint32_t)(v >> 32); }
+static int word_worker(const uint64_t v) { return (int)(v >> 24 & 0xff); }
+
+/* Takes a place for one more stream of client c in this worker, unless its
+ * streams in all workers are max_streams_per_client already.  Workers that
+ * admit the same client at the same moment may each see the last place
+ * free: the limit holds to within one stream a worker.  A window without
+ * room (PUSH_CLIENT_PROBE busy slots from c's home) admits the stream
+ * uncounted (*counted 0). */
+static int count_client_in(progress_push * const push, const push_client c, int * const counted)
+{
+    const int worker = claim_worker_slot(push);
+    *counted = 0;
+    if (worker < 0) return 1;   /* more workers than slots: uncounted */
+    const uint32_t home = (uint32_t)c & (PUSH_CLIENT_SLOTS - 1);
+    const uint32_t tag = (uint32_t)(c >> 32);
+    for (;;) {
+        uint32_t total = 0;
+        _Atomic uint64_t *mine = NULL, *room = NULL;
+        uint64_t mine_v = 0, room_v = 0;
+        for (uint32_t i = 0; i < PUSH_CLIENT_PROBE; ++i) {
+            _Atomic uint64_t * const slot =
+              &push->shared->clients[(home + i) & (PUSH_CLIENT_SLOTS - 1)];
+            const uint64_t v = atomic_load(slot);
+            if (0 == word_count(v)) {
+                if (NULL == room) { room = slot; room_v = v; }
+            } else if (word_tag(v) == tag) {
+                total += word_count(v);
+                if (word_worker(v) == worker) { mine = slot; mine_v = v; }
+            }
+        }
+        if (total >= push->config.max_streams_per_client) return 0;
+        if (NULL != mine) {
+            if (!atomic_compare_exchange_strong(mine, &mine_v, mine_v + 1))
+                continue;
+        } else if (NULL == room) {
+            return 1;
+        } else if (!atomic_compare_exchange_strong(room, &room_v,
+                                                   client_word(tag, worker, 1))) {
+            continue;
+        }
+        *counted = 1;
+        return 1;
+    }
+}
+
+/* Gives back the place of a stream of client c in this worker. */
+static void count_client_out(progress_push * const push, const push_client c)
+{
+    const uint32_t home = (uint32_t)c & (PUSH_CLIENT_SLOTS - 1);
+    const uint32_t tag = (uint32_t)(c >> 32);
+    for (uint32_t i = 0; i < PUSH_CLIENT_PROBE; ++i) {
+        _Atomic uint64_t * const slot =
+          &push->shared->clients[(home + i) & (PUSH_CLIENT_SLOTS - 1)];
+        const uint64_t v = atomic_load(slot);
+        if (0 != word_count(v) && word_tag(v) == tag
+            && word_worker(v) == push->worker_slot) {
+            atomic_fetch_sub(slot, 1);   /* (only this worker counts it) */
+            return;
+        }
+    }
+}
+
+/* In the watcher: worker slot w is gone; its clients' places go too. */
+static void clients_of_worker_gone(push_shared * const shared, const int w)
+{
+    for (uint32_t i = 0; i < PUSH_CLIENT_SLOTS; ++i) {
+        uint64_t v = atomic_load(&shared->clients[i]);
+        while (0 != word_count(v) && word_worker(v) == w
+               && !atomic_compare_exchange_weak(&shared->clients[i], &v,
+                                                v & ~(uint64_t)PUSH_CLIENT_COUNT_MASK))
+            ;
+    }
+}
+
 void progress_push_worker_gone(progress_push * const push, const pid_t pid)
 {
     for (int i = 0; i < PUSH_WORKER_SLOTS; ++i) {
         if (atomic_load(&push->shared->workers[i].pid) != (int32_t)pid)
             continue;
+        clients_of_worker_gone(push->shared, i);
         const uint32_t n = atomic_exchange(&push->shared->workers[i].streams, 0);
         atomic_fetch_sub(&push->shared->total, n);
         atomic_store(&push->shared->workers[i].pid, 0);
@@ -223,6 +330,7 @@ static void stream_free(progress_push * const push, push_stream * const s)
     push->streams[s->index] = last;
     last->index = s->index;
     count_stream_out(push);
+    if (s->client_counted) count_client_out(push, s->client);
     free(s);
 }
 
@@ -300,6 +408,42 @@ static void stream_serve(progress_push * const push, push_stream * const s, cons
     request_wake(s->r);
 }
 
+/* An IPv4 address (also one mapped into IPv6), the /64 of an IPv6
+ * address (what one host is given), or one client for every Unix socket
+ * peer. */
+static push_client client_of(const progress_push * const push, const request_st * const r)
+{
+    const sock_addr * const addr = request_remote_addr(r);
+    size_t len = 0;
+    const uint8_t *from = NULL;
+    switch (sock_addr_get_family(addr)) {
+      case AF_INET:
+        from = (const uint8_t *)&addr->ipv4.sin_addr;
+        len = 4;
+        break;
+     #ifdef HAVE_IPV6
+      case AF_INET6:
+        from = addr->ipv6.sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&addr->ipv6.sin6_addr)) {
+            from += 12;
+            len = 4;
+        } else {
+            len = 8;
+        }
+        break;
+     #endif
+      default:
+        break;
+    }
+    /* FNV-1a from a per-server random seed: nobody can pick addresses
+     * that share a home on purpose */
+    uint64_t h = push->client_seed ^ 0xcbf29ce484222325u;
+    h = (h ^ len) * 0x100000001b3u;
+    for (size_t i = 0; i < len; ++i)
+        h = (h ^ from[i]) * 0x100000001b3u;
+    return h ^ h >> 29;
+}
+
 static void set_stream_headers(request_st * const r)
 {
     http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
@@ -314,14 +458,23 @@ static void set_stream_headers(request_st * const r)
                              CONST_STR_LEN("no"));
 }
 
-int progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
+progress_push_start_result progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
 {
-    if (!timer_ready(push, request_server(r))) return -1;
-    if (!count_stream_in(push)) return -1;
+    if (!timer_ready(push, request_server(r))) return PROGRESS_PUSH_NO_TIMER;
+    const push_client client = client_of(push, r);
+    int client_counted;
+    if (!count_client_in(push, client, &client_counted))
+        return PROGRESS_PUSH_CLIENT_FULL;
+    if (!count_stream_in(push)) {
+        if (client_counted) count_client_out(push, client);
+        return PROGRESS_PUSH_FULL;
+    }
 
     push_stream * const s = ck_calloc(1, sizeof(*s));
     s->ctx.kind = REQUEST_CTX_STREAM;
     s->id = *id;
+    s->client = client;
+    s->client_counted = client_counted;
     s->r = r;
     s->remove_timeout_ms = remove_timeout > UINT32_MAX / 1000
                          ? UINT32_MAX : remove_timeout * 1000;
@@ -342,7 +495,7 @@ int progress_push_start(progress_push * const push, request_st * const r, const 
     if (1 == push->nstreams) push->next_push_ms = now + push->config.push_ms;
     stream_serve(push, s, now, 1); /* (may end it: a final answer) */
     timer_rearm(push);
-    return 0;
+    return PROGRESS_PUSH_STARTED;
 }
 
 handler_t progress_push_subrequest(const request_st * const r)

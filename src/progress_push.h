@@ -4,9 +4,9 @@
  *
  * Contract
  * - One progress_push per server, made in set_defaults (before lighttpd
- *   forks its workers): the count of streams of the whole server lives in
- *   shared memory the caller maps, so max_streams holds for all workers
- *   together.
+ *   forks its workers): the count of streams of the whole server, and of
+ *   each client, lives in shared memory the caller maps, so max_streams and
+ *   max_streams_per_client hold for all workers together.
  * - A stream belongs to one request: progress_push_start() makes the
  *   request's response an event stream and keeps the stream in
  *   r->plugin_ctx[plugin_id], tagged REQUEST_CTX_STREAM (request_ctx.h);
@@ -43,6 +43,7 @@ typedef struct progress_push_config {
     uint32_t push_ms;
     uint32_t publish_ms;
     uint32_t max_streams;
+    uint32_t max_streams_per_client;   /* all workers together */
     int publishes;            /* several workers: uploads need publishing */
     size_t plugin_id;
     progress_push_answer_fn answer;
@@ -64,12 +65,24 @@ void progress_push_free(progress_push *push);
 /* Whether r asks for an event stream: a GET that accepts text/event-stream. */
 int progress_push_requested(const request_st *r);
 
+typedef enum {
+    PROGRESS_PUSH_STARTED,
+    PROGRESS_PUSH_FULL,          /* max_streams are served already */
+    PROGRESS_PUSH_CLIENT_FULL,   /* this worker serves r's client
+                                    max_streams_per_client streams */
+    PROGRESS_PUSH_NO_TIMER       /* timerfd_create failed: errno says why */
+} progress_push_start_result;
+
 /* Starts the event stream of r for id: headers, the first event, the
  * timer.  remove_timeout (seconds) bounds how long an id may stay
- * starting.  Returns 0, or -1 when max_streams are served already (r is
- * untouched then). */
-int progress_push_start(progress_push *push, request_st *r,
-                        const progress_id *id, unsigned int remove_timeout);
+ * starting.  r is untouched unless it returns PROGRESS_PUSH_STARTED.  A
+ * client is a remote address as lighttpd has it for r (after
+ * mod_extforward): an IPv4 address, an IPv6 /64, or every Unix socket
+ * peer together; its streams are counted for all workers in the shared
+ * memory (a look at up to 32 slots of it). */
+progress_push_start_result progress_push_start(progress_push *push, request_st *r,
+                                               const progress_id *id,
+                                               unsigned int remove_timeout);
 
 /* lighttpd runs a stream's handler when its connection has news (events
  * are written by the timer): HANDLER_ERROR if the client has gone, which

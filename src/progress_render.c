@@ -270,6 +270,12 @@ const char *progress_render_problem(progress_problem problem, size_t *len)
     static const char unavailable[] =
         "{\"error\":\"unavailable: the table of uploads cannot be read; "
         "try again\"}";
+    static const char client_streams[] =
+        "{\"error\":\"too many event streams from this client: poll, or "
+        "retry later\"}";
+    static const char no_timer[] =
+        "{\"error\":\"event streams unavailable: the server cannot make "
+        "their timer; poll\"}";
     switch (problem) {
     case PROGRESS_PROBLEM_NO_ID:        *len = sizeof no_id - 1;        return no_id;
     case PROGRESS_PROBLEM_BAD_ID:       *len = sizeof bad_id - 1;       return bad_id;
@@ -281,6 +287,10 @@ const char *progress_render_problem(progress_problem problem, size_t *len)
         *len = sizeof too_many_streams - 1;
         return too_many_streams;
     case PROGRESS_PROBLEM_UNAVAILABLE:  *len = sizeof unavailable - 1;  return unavailable;
+    case PROGRESS_PROBLEM_CLIENT_STREAMS:
+        *len = sizeof client_streams - 1;
+        return client_streams;
+    case PROGRESS_PROBLEM_NO_TIMER:     *len = sizeof no_timer - 1;     return no_timer;
     case PROGRESS_PROBLEM_METHOD:
     default:                            *len = sizeof method - 1;       return method;
     }

@@ -57,7 +57,9 @@ typedef enum progress_problem {
     PROGRESS_PROBLEM_METHOD,       /* 405 */
     PROGRESS_PROBLEM_STREAM_CALLBACK, /* 400: JSONP asked as an event stream */
     PROGRESS_PROBLEM_TOO_MANY_STREAMS, /* 503 */
-    PROGRESS_PROBLEM_UNAVAILABLE      /* 503: the table's lock cannot be had */
+    PROGRESS_PROBLEM_UNAVAILABLE,     /* 503: the table's lock cannot be had */
+    PROGRESS_PROBLEM_CLIENT_STREAMS,  /* 429: one client's share of streams */
+    PROGRESS_PROBLEM_NO_TIMER         /* 503: no timer for event streams */
 } progress_problem;
 
 /* The JSON body that explains a refused poll; *len gets its length. */

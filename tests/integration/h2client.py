@@ -45,6 +45,7 @@ class H2Client:
             st = self.streams.get(getattr(ev, "stream_id", None))
             if isinstance(ev, h2.events.ResponseReceived):
                 st["status"] = int(dict(ev.headers)[":status"])
+                st["content-type"] = dict(ev.headers).get("content-type")
             elif isinstance(ev, h2.events.DataReceived):
                 st["body"] += ev.data
                 self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)

@@ -235,7 +235,9 @@ START_TEST(problems_are_json_objects_with_an_error_message)
                                      PROGRESS_PROBLEM_BAD_CALLBACK, PROGRESS_PROBLEM_METHOD,
                                      PROGRESS_PROBLEM_STREAM_CALLBACK,
                                      PROGRESS_PROBLEM_TOO_MANY_STREAMS,
-                                     PROGRESS_PROBLEM_UNAVAILABLE };
+                                     PROGRESS_PROBLEM_UNAVAILABLE,
+                                     PROGRESS_PROBLEM_CLIENT_STREAMS,
+                                     PROGRESS_PROBLEM_NO_TIMER };
     for (size_t i = 0; i < sizeof all / sizeof *all; ++i) {
         size_t len = 0;
         const char *s = progress_render_problem(all[i], &len);
@@ -253,6 +255,12 @@ START_TEST(problems_are_json_objects_with_an_error_message)
                      "not starting with a digit\"}");
     ck_assert_str_eq(progress_render_problem(PROGRESS_PROBLEM_TOO_MANY_STREAMS, &len),
                      "{\"error\":\"too many event streams: poll, or retry later\"}");
+    ck_assert_str_eq(progress_render_problem(PROGRESS_PROBLEM_CLIENT_STREAMS, &len),
+                     "{\"error\":\"too many event streams from this client: poll, "
+                     "or retry later\"}");
+    ck_assert_str_eq(progress_render_problem(PROGRESS_PROBLEM_NO_TIMER, &len),
+                     "{\"error\":\"event streams unavailable: the server cannot "
+                     "make their timer; poll\"}");
 }
 END_TEST
 
