@@ -775,12 +775,18 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
     return failed;
 }
 
-uint32_t progress_table_count(progress_table *t)
+/* One field of the header, read under the lock (0 when it cannot be had). */
+static uint32_t read_locked(progress_table *t, const uint32_t *field)
 {
     if (table_lock(t) != 0) return 0;
-    const uint32_t count = t->count;
+    const uint32_t value = *field;
     table_unlock(t);
-    return count;
+    return value;
+}
+
+uint32_t progress_table_count(progress_table *t)
+{
+    return read_locked(t, &t->count);
 }
 
 static const char *check_slots(progress_table *t)
@@ -805,18 +811,12 @@ static const char *check_slots(progress_table *t)
 
 uint32_t progress_table_begin_visits(progress_table *t)
 {
-    if (table_lock(t) != 0) return 0;
-    const uint32_t visits = t->begin_visits;
-    table_unlock(t);
-    return visits;
+    return read_locked(t, &t->begin_visits);
 }
 
 uint32_t progress_table_open_work(progress_table *t)
 {
-    if (table_lock(t) != 0) return 0;
-    const uint32_t n = t->open_work;
-    table_unlock(t);
-    return n;
+    return read_locked(t, &t->open_work);
 }
 
 uint32_t progress_table_lock_failures(progress_table *t)

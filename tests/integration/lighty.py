@@ -602,17 +602,23 @@ def raw_request(port, data):
         return read_response(sock)
 
 
+def read_to_close(sock):
+    """Everything the peer sends until it closes: (head, body) of a response."""
+    data = b""
+    while True:
+        got = sock.recv(65536)
+        if not got:
+            break
+        data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
 def raw_get(port, target):
     """A GET with the request target as given, bytes and all: (status, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            got = s.recv(65536)
-            if not got:
-                break
-            data += got
-    head, _, body = data.partition(b"\r\n\r\n")
+        head, body = read_to_close(s)
     return int(head.split(b" ", 2)[1]), body
 
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from h2client import H2Client
-from lighty import ROOT, SlowUpload, counts, wait_for
+from lighty import ROOT, SlowUpload, counts, read_to_close, wait_for
 from test_counters import statistics_on_new_connection
 from test_events import H1Stream, H2Watch, progress
 from test_workers import wait_for_workers
@@ -173,18 +173,24 @@ def report(server, pid, form, source="127.0.0.1", method="POST", headers=None):
     head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, REPORT, "".join(
         "%s: %s\r\n" % kv for kv in hdrs.items()))
     sock.sendall(head.encode() + form.encode())
-    data = b""
-    while True:
-        got = sock.recv(65536)
-        if not got:
-            break
-        data += got
+    head, body = read_to_close(sock)
     sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     return (int(lines[0].split()[1]),
             {k.lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}, body)
 
+
+
+def open_202_work(server, pid):
+    """A Python backend's upload answered 202, its work left open at the
+    stage "indexing"."""
+    work = Work(server, "python", pid, "202")
+    wait_stage(server, pid, "checking")
+    work.open(1)
+    work.open(2)
+    assert work.response() == 202
+    wait_stage(server, pid, "indexing")
+    return work
 
 # --- the processing phase and its stages -----------------------------------
 
@@ -289,12 +295,7 @@ def test_a_202_keeps_the_work_open_until_its_outcome(make_server, tmp_path, back
 def test_a_202_without_an_outcome_fails_when_the_timeout_passes(make_server, tmp_path):
     server = start(make_server, tmp_path, timeout=2)
     pid = IDS[3]
-    work = Work(server, "python", pid, "202")
-    wait_stage(server, pid, "checking")
-    work.open(1)
-    work.open(2)
-    assert work.response() == 202
-    wait_stage(server, pid, "indexing")
+    work = open_202_work(server, pid)
     stream = H1Stream(server.port, "?X-Progress-ID=" + pid)
     final = {"state": "done", "received": SIZE, "size": SIZE, "phase": "failed",
              "message": "processing timed out"}
@@ -397,12 +398,7 @@ def test_without_the_key_the_report_url_is_ordinary(make_server, tmp_path):
 def test_the_status_page_counts_reports_and_work_open(make_server, tmp_path):
     server = start(make_server, tmp_path, timeout=60)
     pid = IDS[9]
-    work = Work(server, "python", pid, "202")
-    wait_stage(server, pid, "checking")
-    work.open(1)
-    work.open(2)
-    assert work.response() == 202
-    wait_stage(server, pid, "indexing")
+    work = open_202_work(server, pid)
     assert report(server, IDS[10], "stage=a")[0] == 404
 
     def stats():
