@@ -140,6 +140,8 @@ typedef struct {
 static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
 
 INIT_FUNC(mod_uploadprogress_init) {
+    /* (before lighttpd opens its logs and the other modules their backends) */
+    progress_region_keep_from_exec(getenv(PROGRESS_REGION_ENV));
     plugin_data * const p = ck_calloc(1, sizeof(plugin_data));
     plugin_data_set_hooks((plugin_data_base *)p, &mod_uploadprogress_plugin);
     return p;
@@ -1147,7 +1149,10 @@ static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * c
       default:
         return refuse_report(r, p, PROGRESS_REPORT_NO_ID);
     }
-    if (request_body_length(r) > PROGRESS_REPORT_BODY_MAX)
+    /* a body of unknown length (chunked, HTTP/2) is bounded as it comes:
+     * lighttpd would otherwise spool all of it before the copy refuses it */
+    if (request_body_length(r) > PROGRESS_REPORT_BODY_MAX
+        || request_body_received(r) > PROGRESS_REPORT_BODY_MAX)
         return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
     const handler_t rc = request_body_read(r);
     if (HANDLER_GO_ON != rc) return rc;
@@ -1167,16 +1172,24 @@ SUBREQUEST_FUNC(mod_uploadprogress_subrequest) {
     return progress_push_subrequest(r);
 }
 
+/* A GET or HEAD at the progress URL: a poll or a stream, even where the
+ * report URL is the same path (reports are POSTs). */
+static int is_poll_at_progress_url(const request_st * const r, const plugin_data * const p) {
+    return NULL != p->conf.progress_url && path_is(r, p->conf.progress_url)
+        && http_method_get_or_head(r->http_method);
+}
+
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     plugin_data * const p = p_d;
     if (NULL != r->handler_module) return HANDLER_GO_ON;
+    region_keep_from_exec(p);   /* (graceful-restart-bg's old generation) */
     /* uri_clean runs again after a rewrite, an error handler, a restart: a
      * request that holds an upload is never a poll, nor tracked twice
      * (doc: "Requests that come back") */
     if (REQUEST_CTX_NONE != request_ctx_kind(r, p->id)) return HANDLER_GO_ON;
 
     mod_uploadprogress_patch_config(r, p);
-    if (path_is(r, p->conf.report_url)) {
+    if (path_is(r, p->conf.report_url) && !is_poll_at_progress_url(r, p)) {
         /* a report from its first pass to its reset, never an upload
          * (whatever its answer: the hooks that record refused uploads
          * ask); taken by the module's handler, after this stage, so that

@@ -86,6 +86,11 @@ const char *progress_query_find(const char *query, size_t query_len,
     return NULL;
 }
 
+int progress_id_is_param_name(const char *name, size_t len)
+{
+    return names_equal_nocase(name, len, PROGRESS_ID_NAME, sizeof PROGRESS_ID_NAME - 1);
+}
+
 const char *progress_id_find_in_query(const char *query, size_t query_len,
                                       size_t *value_len)
 {

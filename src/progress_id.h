@@ -36,6 +36,10 @@ int progress_id_parse(const char *s, size_t len, progress_id *id);
 const char *progress_query_find(const char *query, size_t query_len,
                                 const char *name, size_t *value_len);
 
+/* Whether a query parameter's name is X-Progress-ID, in any case, as
+ * progress_query_find() matches it. */
+int progress_id_is_param_name(const char *name, size_t len);
+
 /* progress_query_find() for the X-Progress-ID parameter. */
 const char *progress_id_find_in_query(const char *query, size_t query_len,
                                       size_t *value_len);

@@ -183,8 +183,9 @@ static int word_worker(const uint64_t v) { return (int)(v >> 24 & 0xff); }
  * streams in all workers are max_streams_per_client already.  Workers that
  * admit the same client at the same moment may each see the last place
  * free: the limit holds to within one stream a worker.  A window without
- * room (PUSH_CLIENT_PROBE busy slots from c's home) admits the stream
- * uncounted (*counted 0). */
+ * room (PUSH_CLIENT_PROBE slots from c's home, all other clients') refuses
+ * the stream, as over the limit: admitted uncounted, one client could pass
+ * the cap. */
 static int count_client_in(progress_push * const push, const push_client c, int * const counted)
 {
     const int worker = claim_worker_slot(push);
@@ -212,7 +213,7 @@ static int count_client_in(progress_push * const push, const push_client c, int 
             if (!atomic_compare_exchange_strong(mine, &mine_v, mine_v + 1))
                 continue;
         } else if (NULL == room) {
-            return 1;
+            return 0;   /* no place to count it: uncounted, the cap would not hold */
         } else if (!atomic_compare_exchange_strong(room, &room_v,
                                                    client_word(tag, worker, 1))) {
             continue;

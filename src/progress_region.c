@@ -244,6 +244,15 @@ void progress_region_fd_text(const progress_region *r, char *out, size_t len)
     snprintf(out, len, "%d", r->fd);
 }
 
+void progress_region_keep_from_exec(const char *fd_text)
+{
+    const int fd = NULL != fd_text ? parse_fd(fd_text) : -1;
+    if (fd >= 0 && fcntl(fd, F_GET_SEALS) >= 0) {   /* a memfd: ours */
+        const int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+}
+
 int progress_region_inherit(const progress_region *r, int on)
 {
     const int flags = fcntl(r->fd, F_GETFD);

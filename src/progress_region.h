@@ -72,6 +72,11 @@ progress_region_result progress_region_open(progress_region *r,
 /* The fd as PROGRESS_REGION_ENV's value: at least 12 bytes. */
 void progress_region_fd_text(const progress_region *r, char *out, size_t len);
 
+/* Closes on exec the region fd_text names (NULL: none), as soon as a new
+ * generation starts: what lighttpd starts before the module's set_defaults
+ * (a piped error log, a FastCGI backend listed first) must not inherit it. */
+void progress_region_keep_from_exec(const char *fd_text);
+
 /* Whether an exec takes the fd along (1) or closes it (0, the default).
  * Returns 0, or -1 (errno). */
 int progress_region_inherit(const progress_region *r, int on);

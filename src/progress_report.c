@@ -100,7 +100,7 @@ static progress_report_problem add_pair(progress_report *rep, const char *name, 
     static const struct { const char *name; unsigned int bit; } names[] = {
         { "stage", SEEN_STAGE }, { "percent", SEEN_PERCENT },
         { "outcome", SEEN_OUTCOME }, { "message", SEEN_MESSAGE } };
-    if (name_is(name, nlen, PROGRESS_ID_NAME)) return PROGRESS_REPORT_VALID;
+    if (progress_id_is_param_name(name, nlen)) return PROGRESS_REPORT_VALID;
     unsigned int bit = 0;
     for (size_t i = 0; i < sizeof names / sizeof *names; ++i)
         if (name_is(name, nlen, names[i].name)) bit = names[i].bit;
@@ -117,6 +117,7 @@ static progress_report_problem add_pair(progress_report *rep, const char *name, 
 progress_report_problem progress_report_add(progress_report *rep, const char *s, size_t len)
 {
     if (len > PROGRESS_REPORT_BODY_MAX) return PROGRESS_REPORT_MALFORMED;
+    if (len == 0) return PROGRESS_REPORT_VALID;   /* s may be NULL then */
     const char * const end = s + len;
     while (s < end) {
         const char *amp = memchr(s, '&', (size_t)(end - s));

@@ -12,7 +12,7 @@
 
 #include "progress_table.h"
 
-enum { MAX = 8, IDS = 16, OWNERS = 2 };
+enum { MAX = 40, IDS = 64, OWNERS = 2 };   /* 51 slots: two pages of them */
 
 typedef struct {
     int state;          /* 0: not held, else a progress_state */

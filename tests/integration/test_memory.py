@@ -28,7 +28,10 @@ def test_polls_and_streams_of_unknown_ids_leave_the_table_unread(make_server, tm
     server = make_server('upload-progress.progress-url = "/progress"\n'
                          "upload-progress.max-entries = 8000000\n"
                          "upload-progress.remove-timeout = 0\n"
-                         "upload-progress.push-interval = 10\n")
+                         "upload-progress.push-interval = 10\n"
+                         # 128 streams at once from one address (fair
+                         # streams' own limit is tested in test_fair_streams)
+                         "upload-progress.max-streams-per-client = 1024\n")
     before = rss_shmem_kb(server.proc.pid)
     polls = ask(server, "poll", 8, 16, tmp_path)
     streams = ask(server, "stream", 128, 1, tmp_path)

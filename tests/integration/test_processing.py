@@ -521,3 +521,69 @@ def test_reports_behind_mod_auth_need_its_credentials_whatever_the_module_order(
     up.send(SIZE - 100)
     assert up.response()[0] == 200
     up.close()
+
+
+def test_a_report_id_named_in_any_case_is_the_id(make_server, tmp_path):
+    """The id is found in the query whatever the case of its name; the
+    report's own form must not then call that name unknown."""
+    server = start(make_server, tmp_path)
+    pid = IDS[13]
+    up = SlowUpload(server.port, "/sink.cgi", size=SIZE, pid=pid)
+    up.send(100)
+    server.wait_for(pid, lambda a: a.get("received") == 100)
+    status, _, _ = server.request("POST", "%s?x-progress-id=%s&stage=unpacking"
+                                  % (REPORT, pid), body=b"")
+    assert status == 204
+    assert server.poll(pid)[0].get("stage") == "unpacking"
+    up.send(SIZE - 100)
+    assert up.response()[0] == 200
+    up.close()
+
+
+def test_a_chunked_report_body_is_refused_once_past_its_bound(make_server, tmp_path):
+    """A report body of unknown length is bounded as it comes: a client that
+    never ends one gets its 400 while it still sends, and lighttpd never
+    spools the rest."""
+    server = start(make_server, tmp_path)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Progress-ID: %s\r\n"
+                  "Content-Type: application/x-www-form-urlencoded\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n" % (REPORT, IDS[12])).encode())
+    chunk = b"2000\r\n" + b"a" * 0x2000 + b"\r\n"
+    sock.settimeout(0.05)
+    answered = b""
+    for _ in range(1024):          # 8 MiB at most, never the last chunk
+        try:
+            sock.sendall(chunk)
+            answered = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError:            # refused, and the connection closed
+            break
+        if answered:
+            break
+    sock.settimeout(10)
+    try:
+        answered += sock.recv(65536)
+    except OSError:
+        pass
+    sock.close()
+    assert answered.startswith(b"HTTP/1.1 400 "), answered[:200]
+
+
+def test_a_report_url_that_is_the_progress_url_leaves_polls_to_it(make_server, tmp_path):
+    """GET and HEAD at a path that is both URLs are polls; a POST there is a
+    report."""
+    server = make_server('upload-progress.progress-url = "/progress"\n'
+                         'upload-progress.report-url = "/progress"\n')
+    pid = IDS[11]
+    up = SlowUpload(server.port, "/sink.cgi", size=SIZE, pid=pid)
+    up.send(100)
+    server.wait_for(pid, lambda a: a.get("received") == 100)
+    status, _, _ = server.request("POST", "/progress?X-Progress-ID=%s&stage=unpacking" % pid,
+                                  body=b"")
+    assert status == 204
+    assert server.poll(pid)[0].get("stage") == "unpacking"
+    up.send(SIZE - 100)
+    assert up.response()[0] == 200
+    up.close()

@@ -206,7 +206,9 @@ static void table_header_overwritten(progress_region *r)
 START_TEST(another_build_is_never_attached)
 {
     expect_refused(other_region_layout, PROGRESS_REGION_OTHER_LAYOUT, "layout 2, this build's is 1");
-    expect_refused(other_table_layout, PROGRESS_REGION_OTHER_LAYOUT, "table layout 2");
+    char other_table[32];
+    snprintf(other_table, sizeof other_table, "table layout %d", PROGRESS_TABLE_LAYOUT + 1);
+    expect_refused(other_table_layout, PROGRESS_REGION_OTHER_LAYOUT, other_table);
     char doubled[32];
     snprintf(doubled, sizeof doubled, "%zu-byte entries", 2 * progress_table_slot_bytes());
     expect_refused(other_slot_size, PROGRESS_REGION_OTHER_LAYOUT, doubled);
@@ -233,6 +235,29 @@ START_TEST(a_closed_fd_gives_a_fresh_region)
     ck_assert_ptr_nonnull(next.table);
     ck_assert_ptr_nonnull(strstr(why, "not open"));
     close_region(&next);
+}
+END_TEST
+
+/* A new generation closes the region on exec when it starts, before
+ * lighttpd starts anything (a piped log, a FastCGI backend); another fd it
+ * names is left as it is. */
+START_TEST(a_new_generation_keeps_the_region_from_exec_at_once)
+{
+    progress_region r = fresh(8);
+    ck_assert_int_eq(progress_region_inherit(&r, 1), 0);
+    char text[16];
+    progress_region_fd_text(&r, text, sizeof text);
+    progress_region_keep_from_exec(text);
+    ck_assert_int_ne(fcntl(r.fd, F_GETFD) & FD_CLOEXEC, 0);
+    progress_region_keep_from_exec(NULL);
+    close_region(&r);
+    int pipe_fds[2];
+    ck_assert_int_eq(pipe(pipe_fds), 0);
+    snprintf(text, sizeof text, "%d", pipe_fds[0]);
+    progress_region_keep_from_exec(text);
+    ck_assert_int_eq(fcntl(pipe_fds[0], F_GETFD) & FD_CLOEXEC, 0);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
 }
 END_TEST
 
@@ -316,6 +341,7 @@ static Suite *suite(void)
     tcase_add_test(tc, the_next_generation_finds_the_table_and_counters);
     tcase_add_test(tc, a_found_region_keeps_its_size_whatever_is_asked);
     tcase_add_test(tc, unmapping_leaves_the_fd_for_the_next_generation);
+    tcase_add_test(tc, a_new_generation_keeps_the_region_from_exec_at_once);
     tcase_add_test(tc, an_exec_takes_the_fd_along_only_when_asked);
     tcase_add_test(tc, another_build_is_never_attached);
     tcase_add_test(tc, a_damaged_header_is_never_attached);

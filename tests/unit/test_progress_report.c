@@ -70,6 +70,12 @@ START_TEST(the_id_is_passed_over_and_pieces_add_up)
     ck_assert_int_eq(parse2("stage=a", "percent=5"), PROGRESS_REPORT_VALID);
     ck_assert_int_eq(parse2("stage=a", "stage=b"), PROGRESS_REPORT_MALFORMED);
     ck_assert_int_eq(parse("&&stage=a&"), PROGRESS_REPORT_VALID);
+    /* the id's name in any case, as the glue finds it */
+    ck_assert_int_eq(parse2("x-progress-id=0123456789abcdef0123456789abcdef", "stage=a"),
+                     PROGRESS_REPORT_VALID);
+    /* an empty piece may come as NULL (a query lighttpd never allocated) */
+    progress_report_init(&rep);
+    ck_assert_int_eq(progress_report_add(&rep, NULL, 0), PROGRESS_REPORT_VALID);
 }
 END_TEST
 
