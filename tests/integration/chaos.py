@@ -250,7 +250,7 @@ class Chaos:
                 pid = self.rng.choice(sorted(pids))
                 with self.lock:
                     self.killed.add(pid)
-                os.kill(pid, signal.SIGKILL)
+                self.server.kill_worker(pid)   # (so stop() does not count it)
                 self.add("kills")
 
     def watcher(self):

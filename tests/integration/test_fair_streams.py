@@ -3,8 +3,6 @@
 mod_extforward, all workers together), and a stream whose timer cannot be
 made (its own 503 and log line, not "too many streams")."""
 import json
-import os
-import signal
 import time
 
 import pytest
@@ -85,7 +83,7 @@ def test_the_share_holds_for_all_workers_together(make_server):
     # a worker's death gives its client's places back: as many as it held
     victim = serving_pid(server, held[0].sock)
     lost = [s for s in held if serving_pid(server, s.sock) == victim]
-    os.kill(victim, signal.SIGKILL)
+    server.kill_worker(victim)
     held = [s for s in held if s not in lost] + [
         stream_until_admitted(server) for _ in lost]
     assert refused(stream(server))
