@@ -138,6 +138,12 @@ def how_it_ended(status):
     return "exited with status %d" % os.waitstatus_to_exitcode(status)
 
 
+def stop_patience():
+    """Seconds a server may take to stop: under valgrind each process's leak
+    check at exit takes seconds of a loaded machine."""
+    return 180 if os.environ.get("UPLOADPROGRESS_VALGRIND") else 30
+
+
 def wait_until(predicate, timeout=30.0, what="the condition", interval=0.02):
     """Calls predicate() until it returns something true, and returns that;
     after timeout seconds an AssertionError names what was awaited.  The
@@ -295,10 +301,11 @@ class Lighttpd:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
         faults = []
+        patience = stop_patience()
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=patience)
         except subprocess.TimeoutExpired:
-            faults.append("lighttpd did not stop within 30 s of SIGTERM: killed")
+            faults.append("lighttpd did not stop within %d s of SIGTERM: killed" % patience)
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         expected = self.expect_exit if isinstance(self.expect_exit, tuple) else (self.expect_exit,)
@@ -319,7 +326,7 @@ class Lighttpd:
         and judges the workers among them (the processes of its session
         named as lighttpd is, not its CGIs); returns what went wrong."""
         faults = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + stop_patience()
         while True:
             left = session_processes(self.proc.pid)
             if not left:
@@ -339,8 +346,9 @@ class Lighttpd:
                 pids = [pid for pid, _ in left]
                 for pid in pids:
                     os.kill(pid, signal.SIGKILL)
-                faults.append("processes %s outlived lighttpd by 30 s: killed" % pids)
-                deadline = time.monotonic() + 30
+                faults.append("processes %s outlived lighttpd by %d s: killed"
+                              % (pids, stop_patience()))
+                deadline = time.monotonic() + stop_patience()
             time.sleep(0.02)
 
     def reports(self, text):
