@@ -583,13 +583,14 @@ def wait_until_clients_gone(server, timeout=10.0):
         time.sleep(0.05)
 
 
-def demo_done(size, root_has_curl=None):
-    """The final answer of an upload to the demo's upload.cgi, which reports
-    its stages with curl where lighttpd runs (a release's root has none)."""
-    if root_has_curl is None:
-        root_has_curl = os.path.exists(str(ROOT) + "/usr/bin/curl" if ROOT else "/usr/bin/curl")
+def demo_done(size, reported=None):
+    """The final answer of an upload to the demo's upload.cgi: its work ends
+    "finished" where a stage of it was reported (reported; by default,
+    where upload.cgi can report with curl: a release's root has none)."""
+    if reported is None:
+        reported = os.path.exists(str(ROOT) + "/usr/bin/curl" if ROOT else "/usr/bin/curl")
     done = {"state": "done", "received": size, "size": size}
-    return dict(done, phase="finished") if root_has_curl else done
+    return dict(done, phase="finished") if reported else done
 
 
 # --- ids and raw HTTP, shared by every test file ---------------------------

@@ -281,15 +281,16 @@ def statistics(node):
     return {k: int(v) for k, v in (line.split(": ") for line in body.decode().splitlines())}
 
 
-def complete(upload):
+def complete(upload, reported=None):
     """Sends the rest of an upload in pieces (polled exact after each),
-    reads its response, and checks the final answer; returns its server."""
+    reads its response, and checks the final answer (reported: whether a
+    stage of its work was reported, see demo_done); returns its server."""
     while upload.up.sent < upload.size:
         upload.send_and_poll()
     status, node, body = upload.finish()
     assert status == 200, body
     assert json.loads(body) == {"stored": upload.size}
-    assert upload.poll() == demo_done(upload.size)
+    assert upload.poll() == demo_done(upload.size, reported)
     assert upload.poll_nodes == {node}, (upload.pid, node, upload.poll_nodes)
     return node
 
@@ -395,7 +396,7 @@ def reports_reach_the_server_that_holds_their_upload(proxy, n):
         assert {node} == upload.poll_nodes, (node, upload.poll_nodes)
         answer = upload.poll()
         assert (answer["stage"], answer["percent"]) == ("scanning", upload.n), answer
-    run_all(uploads, complete)
+    run_all(uploads, lambda upload: complete(upload, reported=True))
 
 
 def test_reports_reach_the_server_that_holds_their_upload(cluster):

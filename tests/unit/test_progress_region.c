@@ -206,10 +206,10 @@ static void table_header_overwritten(progress_region *r)
 START_TEST(another_build_is_never_attached)
 {
     expect_refused(other_region_layout, PROGRESS_REGION_OTHER_LAYOUT, "layout 2, this build's is 1");
-    char other_table[32];
+    char other_table[48];
     snprintf(other_table, sizeof other_table, "table layout %d", PROGRESS_TABLE_LAYOUT + 1);
     expect_refused(other_table_layout, PROGRESS_REGION_OTHER_LAYOUT, other_table);
-    char doubled[32];
+    char doubled[48];
     snprintf(doubled, sizeof doubled, "%zu-byte entries", 2 * progress_table_slot_bytes());
     expect_refused(other_slot_size, PROGRESS_REGION_OTHER_LAYOUT, doubled);
     expect_refused(other_counters, PROGRESS_REGION_OTHER_LAYOUT, "bytes of counters");
