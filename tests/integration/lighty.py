@@ -25,6 +25,11 @@ ROOT = Path(os.environ["UPLOADPROGRESS_ROOT"]).resolve() if os.environ.get(
 SYSTEM_MODULES = Path(os.environ.get("LIGHTTPD_MODULES", "/usr/lib/lighttpd"))
 
 
+def system_modules_here():
+    """lighttpd's own modules (SYSTEM_MODULES), as a path from here."""
+    return ROOT / SYSTEM_MODULES.relative_to("/") if ROOT else SYSTEM_MODULES
+
+
 def module_path():
     path = os.environ.get("UPLOADPROGRESS_MODULE")
     if not path and ROOT:
@@ -187,7 +192,7 @@ class Lighttpd:
     def write_config(self):
         mods = self.dir / "modules"
         mods.mkdir(exist_ok=True)
-        system_modules = ROOT / SYSTEM_MODULES.relative_to("/") if ROOT else SYSTEM_MODULES
+        system_modules = system_modules_here()
         for so in system_modules.glob("*.so"):
             link = mods / so.name
             if not link.is_symlink():

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from h2client import H2Client
-from lighty import ROOT, SYSTEM_MODULES, SlowUpload, counts, workers_of
+from lighty import SlowUpload, counts, system_modules_here, workers_of
 from test_events import H1Watch, progress, wait_for_workers
 
 ID = "0123456789abcdef0123456789abcdef"
@@ -219,8 +219,7 @@ def start(make_server, tmp_path, name, workers):
 
 
 def magnet_available():
-    modules = ROOT / "usr/lib/lighttpd" if ROOT else SYSTEM_MODULES
-    return (modules / "mod_magnet.so").exists()
+    return (system_modules_here() / "mod_magnet.so").exists()
 
 
 @pytest.mark.parametrize("proto", ["http1", "http2"])
