@@ -185,7 +185,9 @@ class Lighttpd(Server):
         ]
         if with_module:
             conf += ['upload-progress.progress-url = "/progress"',
-                     "upload-progress.remove-timeout = %d" % remove_timeout]
+                     "upload-progress.remove-timeout = %d" % remove_timeout,
+                     # every stream of the bench comes from 127.0.0.1
+                     "upload-progress.max-streams-per-client = 1048576"]
             if max_entries:
                 conf.append("upload-progress.max-entries = %d" % max_entries)
             if push_interval:
