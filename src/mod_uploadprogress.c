@@ -1,23 +1,21 @@
 /* mod_uploadprogress: reports the progress of request-body uploads (JSON,
  * JSONP, the JavaScript object of lighttpd 1.5 and nginx, or XML).
  *
- * The glue to lighttpd: config keys, hooks, reading the id and the live
- * byte count from a request, writing the answer.  The table of uploads
- * (progress_table), the id rules (progress_id) and the answer bodies
- * (progress_render) know nothing of lighttpd.  doc/mod_uploadprogress.md
- * describes the behaviour. */
+ * The glue to lighttpd: config keys, hooks, the live byte count of the
+ * uploads this worker serves; it routes the rest.  Reports are
+ * report_request's, event streams progress_push's, the region's handoff
+ * across reloads region_handoff's, the lines clients can repeat
+ * module_log's.  The table of uploads (progress_table), the id rules
+ * (progress_id) and the answer bodies (progress_render, progress_report)
+ * know nothing of lighttpd.  doc/mod_uploadprogress.md describes the
+ * behaviour. */
 #include "first.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "plugin.h"
@@ -25,20 +23,22 @@
 #include "base.h"
 #include "buffer.h"
 #include "fdevent.h"
-#include "http_chunk.h"
 #include "http_header.h"
 #include "log.h"
 #include "request.h"
 
 #include "lighttpd_compat.h"
+#include "module_log.h"
 #include "progress_counters.h"
 #include "progress_id.h"
 #include "progress_push.h"
-#include "progress_region.h"
 #include "progress_render.h"
-#include "progress_report.h"
 #include "progress_table.h"
+#include "region_handoff.h"
+#include "report_request.h"
+#include "request_answer.h"
 #include "request_ctx.h"
+#include "request_id.h"
 #include "test_plant.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
@@ -87,40 +87,19 @@ typedef struct {
     unsigned char debug;
 } upload_ctx;
 
-/* Log lines a client can make the module write, each kind at most once a
- * second (see log_limited()). */
-typedef enum {
-    LOG_ID_IN_USE,
-    LOG_TABLE_FULL,
-    LOG_STREAMS_FULL,
-    LOG_CLIENT_STREAMS_FULL,
-    LOG_NO_TIMER,
-    LOG_KINDS
-} log_kind;
-
-enum { LOG_SUFFIX_MAX = 64 };   /* room for log_limited()'s suffix */
-
-typedef struct {
-    unix_time64_t second;   /* when a line of this kind was last written */
-    uint32_t left_out;      /* lines of this kind not written since */
-} log_limit;
-
 typedef struct {
     PLUGIN_DATA;
     plugin_config defaults;
     plugin_config conf;
 
-    progress_region region;       /* the counters and the table: outlives
-                                   * a graceful restart */
+    region_handoff handoff;       /* the counters and the table */
     progress_table *table;        /* in the region */
     void *push_shared;            /* the count of event streams: one per
                                    * generation, in a mapping of its own */
     uint32_t max_entries;         /* the table's (the region's) */
-    unsigned char restart_bg;     /* server.graceful-restart-bg is on */
-    unsigned char region_inherited; /* an exec would take the region along */
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
-    log_limit log_limits[LOG_KINDS];
+    module_log log;               /* the lines clients can repeat */
     uint32_t lock_failures_logged;
 
     progress_push *push;          /* event streams and the worker's timer */
@@ -140,8 +119,7 @@ typedef struct {
 static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
 
 INIT_FUNC(mod_uploadprogress_init) {
-    /* (before lighttpd opens its logs and the other modules their backends) */
-    progress_region_keep_from_exec(getenv(PROGRESS_REGION_ENV));
+    region_handoff_init();
     plugin_data * const p = ck_calloc(1, sizeof(plugin_data));
     plugin_data_set_hooks((plugin_data_base *)p, &mod_uploadprogress_plugin);
     return p;
@@ -156,29 +134,8 @@ FREE_FUNC(mod_uploadprogress_free) {
     progress_push_free(p->push);
     if (NULL != p->push_shared)
         munmap(p->push_shared, progress_push_shared_bytes());
-    /* Only unmapped, never destroyed: the watcher frees its plugins while
-     * the old workers of a graceful restart or stop still use the lock.
-     * The region's fd stays open: the next generation of a graceful
-     * restart attaches to it; a stop ends the process and the region. */
-    progress_region_unmap(&p->region);
+    region_handoff_close(&p->handoff);
     test_plant_at_exit(p->is_worker);
-}
-
-/* Whether a line of this kind may be written now: at most one a second.
- * If so, suffix tells how many were left out since the last one ("" if
- * none). */
-static int log_limited(plugin_data * const p, const log_kind kind, char suffix[LOG_SUFFIX_MAX]) {
-    log_limit * const l = &p->log_limits[kind];
-    if (l->second == log_monotonic_secs && 0 != l->second) {
-        ++l->left_out;
-        return 0;
-    }
-    suffix[0] = '\0';
-    if (l->left_out)
-        snprintf(suffix, LOG_SUFFIX_MAX, " (%u more like this not logged)", l->left_out);
-    l->second = log_monotonic_secs;
-    l->left_out = 0;
-    return 1;
 }
 
 /* Lock calls that failed (in any process) since this one last said so:
@@ -389,86 +346,6 @@ static void mod_uploadprogress_publish_counts(plugin_data * const p, const int a
         stats_set(CONST_STR_LEN("uploadprogress.processing"), processing);
 }
 
-/* The table's hash key, made for each fresh table. */
-__attribute_cold__
-static void table_key(uint8_t key[16]) {
-    /* (early at boot the kernel's pool may not be ready: never wait) */
-    if (getrandom(key, 16, GRND_NONBLOCK) != 16) {
-        /* not secret, but still differs per start */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        const uint64_t mix[2] = { (uint64_t)ts.tv_nsec, (uint64_t)getpid() };
-        memcpy(key, mix, 16);
-    }
-}
-
-__attribute_cold__
-static void log_region_found(server * const srv, const plugin_data * const p, const uint32_t configured) {
-    if (configured != p->max_entries)
-        log_error(srv->errh, __FILE__, __LINE__,
-          "upload-progress: upload-progress.max-entries %u takes effect at "
-          "the next full restart (stop and start): the table kept across "
-          "this graceful restart holds %u entries", configured, p->max_entries);
-    else if (p->defaults.debug)
-        log_error(srv->errh, __FILE__, __LINE__,
-          "upload-progress: the table of the previous generation is kept "
-          "(%u entries)", p->max_entries);
-}
-
-__attribute_cold__
-static void log_region_refused(server * const srv, const progress_region_result result, const char * const why) {
-    log_error(srv->errh, __FILE__, __LINE__,
-      "upload-progress: the table of the previous generation is not used "
-      "(%s: %s); starting with an empty table",
-      PROGRESS_REGION_OTHER_LAYOUT == result ? "made by another build of the module"
-      : PROGRESS_REGION_GONE == result ? "gone" : "not a table", why);
-}
-
-/* The counters and the table: the region the previous generation of a
- * graceful restart named in the environment, else a fresh one.  Shared:
- * lighttpd forks its workers after set_defaults, so every worker sees this
- * one region, and the next generation (the same process, or the one
- * graceful-restart-bg execs) finds it by its fd (doc/reload.md). */
-__attribute_cold__
-static int mod_uploadprogress_region_open(server * const srv, plugin_data * const p) {
-    uint8_t key[16];
-    char why[160];
-    table_key(key);
-    const uint32_t configured = p->max_entries;
-    const progress_region_result result =
-      progress_region_open(&p->region, getenv(PROGRESS_REGION_ENV),
-                           configured, key, why, sizeof why);
-    switch (result) {
-      case PROGRESS_REGION_FAILED:
-        if (EOVERFLOW == errno)
-            log_error(srv->errh, __FILE__, __LINE__,
-              "upload-progress: a table of %u entries is more than this "
-              "system can address: lower upload-progress.max-entries",
-              configured);
-        else
-            log_perror(srv->errh, __FILE__, __LINE__,
-              "upload-progress: shared memory for a table of %u entries",
-              configured);
-        return 0;
-      case PROGRESS_REGION_NEW:
-        break;
-      case PROGRESS_REGION_FOUND:
-        p->max_entries = p->region.max_entries;
-        log_region_found(srv, p, configured);
-        break;
-      default:
-        log_region_refused(srv, result, why);
-        break;
-    }
-    char fd_text[16];
-    progress_region_fd_text(&p->region, fd_text, sizeof fd_text);
-    setenv(PROGRESS_REGION_ENV, fd_text, 1);
-    p->table = p->region.table;
-    p->counters = p->region.counters;
-    p->restart_bg = (unsigned char)config_feature_bool(srv, "server.graceful-restart-bg", 0);
-    return 1;
-}
-
 /* The count of event streams: the old generation's streams end with it,
  * so each generation counts its own (zero-filled, shared by its workers). */
 __attribute_cold__
@@ -494,7 +371,7 @@ static void mod_uploadprogress_push_create(const server * const srv, plugin_data
     /* one worker answers every poll live: nothing to publish, unless
      * graceful-restart-bg leaves it serving uploads beside the next
      * generation's worker */
-    p->push_config.publishes = srv->srvconf.max_worker > 1 || p->restart_bg;
+    p->push_config.publishes = srv->srvconf.max_worker > 1 || p->handoff.restart_bg;
     p->push_config.plugin_id = (size_t)p->id;
     p->push_config.answer = current_answer;
     p->push_config.publish = publish_live_counts;
@@ -570,9 +447,11 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
             mod_uploadprogress_merge_config(&p->defaults, cpv);
     }
 
-    if (!mod_uploadprogress_region_open(srv, p)
+    if (!region_handoff_open(srv, &p->handoff, &p->max_entries, p->defaults.debug)
         || !mod_uploadprogress_push_shared_create(srv, p))
         return HANDLER_ERROR;
+    p->table = p->handoff.region.table;
+    p->counters = p->handoff.region.counters;
     mod_uploadprogress_push_create(srv, p);
     return HANDLER_GO_ON;
 }
@@ -586,27 +465,10 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
     return HANDLER_GO_ON;
 }
 
-/* With server.graceful-restart-bg, lighttpd runs the sighup hooks just
- * before it forks and execs the next generation, and it turns the feature
- * flag off first (so that it happens once): then the exec must take the
- * region's fd along.  A plain SIGHUP (logs) leaves the flag on. */
 SIGHUP_FUNC(mod_uploadprogress_sighup) {
     plugin_data * const p = p_d;
-    if (!p->restart_bg || config_feature_bool(srv, "server.graceful-restart-bg", 0))
-        return HANDLER_GO_ON;
-    if (0 == progress_region_inherit(&p->region, 1))
-        p->region_inherited = 1;
-    else
-        log_perror(srv->errh, __FILE__, __LINE__,
-          "upload-progress: the table cannot be handed to the next generation");
+    region_handoff_before_exec(srv, &p->handoff);
     return HANDLER_GO_ON;
-}
-
-/* The old generation that graceful-restart-bg leaves running: what it
- * execs from now on (CGI, say) must not get the region. */
-static void region_keep_from_exec(plugin_data * const p) {
-    if (p->region_inherited && 0 == progress_region_inherit(&p->region, 0))
-        p->region_inherited = 0;
 }
 
 /* In the watcher process of server.max-worker > 1 (never a worker itself):
@@ -614,14 +476,7 @@ static void region_keep_from_exec(plugin_data * const p) {
 static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d, const pid_t pid, const int status) {
     plugin_data * const p = p_d;
     if (p->is_worker) return HANDLER_GO_ON; /* a CGI child or the like */
-    /* lighttpd starts another worker and says nothing of a crash (a
-     * worker that stops exits with 0, or 1 if connections were open) */
-    if (WIFSIGNALED(status))
-        log_error(srv->errh, __FILE__, __LINE__,
-          "upload-progress: worker %d died with signal %d", (int)pid, WTERMSIG(status));
-    else if (WIFEXITED(status) && WEXITSTATUS(status) > 1)
-        log_error(srv->errh, __FILE__, __LINE__,
-          "upload-progress: worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
+    module_log_worker_exit(srv->errh, pid, status);   /* (lighttpd starts another) */
     progress_push_worker_gone(p->push, pid);
     const uint32_t failed = progress_table_fail_owner(p->table, (int32_t)pid, 500,
                               log_monotonic_secs + p->defaults.remove_timeout);
@@ -666,43 +521,6 @@ static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
     free(ctx);
 }
 
-typedef enum { ID_FOUND, ID_MISSING, ID_MALFORMED } id_lookup;
-
-/* The header wins over the query parameter. */
-static id_lookup request_progress_id(const request_st * const r, progress_id * const id) {
-    const buffer * const h = http_header_request_get(r, HTTP_HEADER_OTHER,
-                               CONST_STR_LEN(PROGRESS_ID_NAME));
-    const char *v;
-    size_t vlen;
-    if (NULL != h) {
-        v = h->ptr;
-        vlen = buffer_clen(h);
-    } else {
-        v = progress_id_find_in_query(r->uri.query.ptr,
-                                      buffer_clen(&r->uri.query), &vlen);
-        if (NULL == v) return ID_MISSING;
-    }
-    return 0 == progress_id_parse(v, vlen, id) ? ID_FOUND : ID_MALFORMED;
-}
-
-__attribute_cold__
-static void log_table_full(request_st * const r, plugin_data * const p, const char * const idhex) {
-    char more[LOG_SUFFIX_MAX];
-    if (!log_limited(p, LOG_TABLE_FULL, more)) return;
-    log_error(r->conf.errh, __FILE__, __LINE__,
-      "upload-progress: table full (%u uploads in flight); upload %s is "
-      "served but not tracked%s", p->max_entries, idhex, more);
-}
-
-__attribute_cold__
-static void log_id_in_use(request_st * const r, plugin_data * const p, const char * const idhex) {
-    char more[LOG_SUFFIX_MAX];
-    if (!log_limited(p, LOG_ID_IN_USE, more)) return;
-    log_error(r->conf.errh, __FILE__, __LINE__,
-      "upload-progress: id %s is in use by an upload in flight; "
-      "this upload is served but not tracked%s", idhex, more);
-}
-
 __attribute_noinline__ /* keeps the uri handler's common path short */
 static void mod_uploadprogress_track(request_st * const r, plugin_data * const p) {
     progress_id id;
@@ -731,13 +549,13 @@ static void mod_uploadprogress_track(request_st * const r, plugin_data * const p
               (long long)request_body_length(r));
         return;
       case PROGRESS_BEGIN_IN_FLIGHT:
-        log_id_in_use(r, p, idhex);
+        module_log_id_in_use(&p->log, r, idhex);
         break;
       case PROGRESS_BEGIN_NO_LOCK: /* the trigger logs it */
         break;
       case PROGRESS_BEGIN_FULL:
       default:
-        log_table_full(r, p, idhex);
+        module_log_table_full(&p->log, r, p->max_entries, idhex);
         break;
     }
     progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
@@ -933,22 +751,6 @@ static void read_live_progress(const plugin_data * const p, const progress_id * 
     snap->size = request_body_length(ctx->r);
 }
 
-static handler_t answer(request_st * const r, const int status, const char * const content_type, const char * const body, const size_t len) {
-    http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
-                             CONST_STR_LEN("Content-Type"),
-                             content_type, strlen(content_type));
-    http_header_response_set(r, HTTP_HEADER_CACHE_CONTROL,
-                             CONST_STR_LEN("Cache-Control"),
-                             CONST_STR_LEN("no-store"));
-    http_header_response_set(r, HTTP_HEADER_EXPIRES,
-                             CONST_STR_LEN("Expires"),
-                             CONST_STR_LEN("Thu, 19 Nov 1981 08:52:00 GMT"));
-    http_chunk_append_mem(r, body, len);
-    r->http_status = status;
-    r->resp_body_finished = 1;
-    return HANDLER_FINISHED;
-}
-
 /* A refusal keeps its JSON body: with our module as the handler, lighttpd
  * does not swap in its own error page. */
 static handler_t answer_problem(request_st * const r, const plugin_data * const p, const int status, const progress_problem problem) {
@@ -969,36 +771,6 @@ static int current_answer(void * const p_d, const progress_id * const id, progre
     return found;
 }
 
-/* The log line of a refused stream (at most one of each kind a second);
- * err: errno of a timer that could not be made. */
-__attribute_cold__
-static void log_stream_refused(request_st * const r, plugin_data * const p, const progress_push_start_result why, const int err) {
-    char more[LOG_SUFFIX_MAX];
-    switch (why) {
-      case PROGRESS_PUSH_NO_TIMER:
-        if (!log_limited(p, LOG_NO_TIMER, more)) return;
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "upload-progress: cannot make the timer of event streams "
-          "(timerfd_create: %s); streams are refused with 503%s",
-          strerror(err), more);
-        return;
-      case PROGRESS_PUSH_CLIENT_FULL:
-        if (!log_limited(p, LOG_CLIENT_STREAMS_FULL, more)) return;
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "upload-progress: %s holds %u event streams "
-          "(upload-progress.max-streams-per-client); more of its streams are "
-          "refused with 429%s", request_remote_addr_text(r)->ptr,
-          p->push_config.max_streams_per_client, more);
-        return;
-      default:
-        if (!log_limited(p, LOG_STREAMS_FULL, more)) return;
-        log_error(r->conf.errh, __FILE__, __LINE__,
-          "upload-progress: %u event streams at once (upload-progress.max-streams); "
-          "more are refused with 503%s", p->push_config.max_streams, more);
-        return;
-    }
-}
-
 static void log_stream(request_st * const r, const progress_id * const id) {
     char idhex[PROGRESS_ID_HEX_LEN + 1];
     progress_id_format(id, idhex);
@@ -1015,7 +787,7 @@ static handler_t mod_uploadprogress_stream(request_st * const r, plugin_data * c
         if (p->conf.debug) log_stream(r, id);
         return HANDLER_FINISHED;
     }
-    log_stream_refused(r, p, started, errno);
+    module_log_stream_refused(&p->log, r, started, errno, &p->push_config);
     if (PROGRESS_PUSH_NO_TIMER == started) /* (polls still work) */
         return answer_problem(r, p, 503, PROGRESS_PROBLEM_NO_TIMER);
     http_header_response_set(r, HTTP_HEADER_OTHER, CONST_STR_LEN("Retry-After"),
@@ -1072,94 +844,13 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
     return answer(r, 200, content_type, body, len);
 }
 
-static const int report_status[] = {
-    [PROGRESS_REPORT_NO_ID] = 400, [PROGRESS_REPORT_BAD_ID] = 400,
-    [PROGRESS_REPORT_METHOD] = 405, [PROGRESS_REPORT_UNKNOWN_ID] = 404,
-    [PROGRESS_REPORT_ENDED] = 409, [PROGRESS_REPORT_UNAVAILABLE] = 503 };
-
-/* A refused report: 400 for bad input, else as report_status says. */
-static handler_t refuse_report(request_st * const r, plugin_data * const p, const progress_report_problem problem) {
-    size_t len;
-    const char * const body = progress_report_problem_body(problem, &len);
-    const int status = (size_t)problem < sizeof report_status / sizeof *report_status
-                       && report_status[problem] ? report_status[problem] : 400;
-    if (405 == status)
-        http_header_response_set(r, HTTP_HEADER_ALLOW, CONST_STR_LEN("Allow"),
-                                 CONST_STR_LEN("POST"));
-    if (status < 500) /* (a 503 refuses a good report for want of the table) */
-        progress_counters_add(p->counters, PROGRESS_COUNT_BAD_REPORTS);
-    return answer(r, status, "application/json", body, len);
-}
-
-static void log_report(request_st * const r, const progress_id * const id, const progress_report * const rep, const int status) {
-    char idhex[PROGRESS_ID_HEX_LEN + 1];
-    progress_id_format(id, idhex);
-    log_error(r->conf.errh, __FILE__, __LINE__,
-      "upload-progress: report %s phase %d percent %d text \"%.*s\" -> %d", idhex,
-      (int)rep->phase, rep->percent, (int)rep->text_len, rep->text, status);
-}
-
-/* Takes a report whose form data are the query string and body (which
- * may be empty): 204 if it changed the work on the upload of id. */
-static handler_t take_report(request_st * const r, plugin_data * const p, const progress_id * const id, const char * const body, const size_t body_len) {
-    progress_report rep;
-    progress_report_init(&rep);
-    progress_report_problem problem =
-      progress_report_add(&rep, r->uri.query.ptr, buffer_clen(&r->uri.query));
-    if (PROGRESS_REPORT_VALID == problem)
-        problem = progress_report_add(&rep, body, body_len);
-    if (PROGRESS_REPORT_VALID == problem)
-        problem = progress_report_check(&rep);
-    if (PROGRESS_REPORT_VALID != problem)
-        return refuse_report(r, p, problem);
-    const unix_time64_t now = log_monotonic_secs;
-    switch (progress_table_report(p->table, id, rep.phase, rep.percent,
-                                  rep.has_text ? rep.text : NULL, rep.text_len,
-                                  now, now + p->conf.remove_timeout)) {
-      case PROGRESS_REPORT_OK:
-        break;
-      case PROGRESS_REPORT_UNKNOWN:
-        return refuse_report(r, p, PROGRESS_REPORT_UNKNOWN_ID);
-      case PROGRESS_REPORT_FINISHED:
-        return refuse_report(r, p, PROGRESS_REPORT_ENDED);
-      case PROGRESS_REPORT_NO_LOCK:
-      default:
-        return refuse_report(r, p, PROGRESS_REPORT_UNAVAILABLE);
-    }
-    if (p->conf.debug) log_report(r, id, &rep, 204);
-    progress_counters_add(p->counters, PROGRESS_COUNT_REPORTS);
-    r->http_status = 204;
-    r->resp_body_finished = 1;
-    return HANDLER_FINISHED;
-}
-
 /* A backend's report at the report URL (doc/processing.md), in the
- * module's handler: checked, then taken once lighttpd has read its body
- * (if any). */
+ * module's handler: taken once lighttpd has read its body (if any). */
 static handler_t mod_uploadprogress_report(request_st * const r, plugin_data * const p) {
     mod_uploadprogress_patch_config(r, p); /* (other requests ran meanwhile) */
-    if (HTTP_METHOD_POST != r->http_method)
-        return refuse_report(r, p, PROGRESS_REPORT_METHOD);
-    progress_id id;
-    switch (request_progress_id(r, &id)) {
-      case ID_FOUND:
-        break;
-      case ID_MALFORMED:
-        return refuse_report(r, p, PROGRESS_REPORT_BAD_ID);
-      default:
-        return refuse_report(r, p, PROGRESS_REPORT_NO_ID);
-    }
-    /* a body of unknown length (chunked, HTTP/2) is bounded as it comes:
-     * lighttpd would otherwise spool all of it before the copy refuses it */
-    if (request_body_length(r) > PROGRESS_REPORT_BODY_MAX
-        || request_body_received(r) > PROGRESS_REPORT_BODY_MAX)
-        return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
-    const handler_t rc = request_body_read(r);
-    if (HANDLER_GO_ON != rc) return rc;
-    char body[PROGRESS_REPORT_BODY_MAX];
-    const long len = request_body_copy(r, body, sizeof body);
-    if (len < 0) return refuse_report(r, p, PROGRESS_REPORT_MALFORMED);
-    return take_report(r, p, &id, body, (size_t)len);
+    const report_request_target target = {
+      p->table, p->counters, p->conf.remove_timeout, p->conf.debug };
+    return report_request_handle(r, &target);
 }
 
 /* The module's handler: a report's body to read, or an event stream
@@ -1182,7 +873,7 @@ static int is_poll_at_progress_url(const request_st * const r, const plugin_data
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     plugin_data * const p = p_d;
     if (NULL != r->handler_module) return HANDLER_GO_ON;
-    region_keep_from_exec(p);   /* (graceful-restart-bg's old generation) */
+    region_handoff_keep_from_exec(&p->handoff);   /* (graceful-restart-bg's old generation) */
     /* uri_clean runs again after a rewrite, an error handler, a restart: a
      * request that holds an upload is never a poll, nor tracked twice
      * (doc: "Requests that come back") */
@@ -1231,7 +922,7 @@ static void publish_live_counts(void * const p_d) {
 /* Once a second: publish, and free expired entries. */
 TRIGGER_FUNC(mod_uploadprogress_trigger) {
     plugin_data * const p = p_d;
-    region_keep_from_exec(p);
+    region_handoff_keep_from_exec(&p->handoff);
     publish_live_counts(p);
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);

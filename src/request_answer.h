@@ -1,0 +1,32 @@
+/* request_answer: the module's own whole answers (polls, reports and their
+ * refusals): a small body that no cache may keep. */
+#ifndef REQUEST_ANSWER_H
+#define REQUEST_ANSWER_H
+
+#include "first.h"
+
+#include <string.h>
+
+#include "base.h"
+#include "http_chunk.h"
+#include "http_header.h"
+#include "plugin.h"
+
+static inline handler_t answer(request_st * const r, const int status, const char * const content_type, const char * const body, const size_t len)
+{
+    http_header_response_set(r, HTTP_HEADER_CONTENT_TYPE,
+                             CONST_STR_LEN("Content-Type"),
+                             content_type, strlen(content_type));
+    http_header_response_set(r, HTTP_HEADER_CACHE_CONTROL,
+                             CONST_STR_LEN("Cache-Control"),
+                             CONST_STR_LEN("no-store"));
+    http_header_response_set(r, HTTP_HEADER_EXPIRES,
+                             CONST_STR_LEN("Expires"),
+                             CONST_STR_LEN("Thu, 19 Nov 1981 08:52:00 GMT"));
+    http_chunk_append_mem(r, body, len);
+    r->http_status = status;
+    r->resp_body_finished = 1;
+    return HANDLER_FINISHED;
+}
+
+#endif
