@@ -59,6 +59,13 @@ void module_log_stream_refused(module_log * const l, request_st * const r, const
           "(timerfd_create: %s); streams are refused with 503%s",
           strerror(err), more);
         return;
+      case PROGRESS_PUSH_NO_WORKER_SLOT:
+        if (!log_limited(l, LOG_NO_WORKER_SLOT, more)) return;
+        log_error(r->conf.errh, __FILE__, __LINE__,
+          "upload-progress: event streams are counted for %d workers at "
+          "most (server.max-worker is more); this worker's streams are "
+          "refused with 503%s", PROGRESS_PUSH_WORKER_SLOTS, more);
+        return;
       case PROGRESS_PUSH_CLIENT_FULL:
         if (!log_limited(l, LOG_CLIENT_STREAMS_FULL, more)) return;
         log_error(r->conf.errh, __FILE__, __LINE__,

@@ -21,6 +21,7 @@ typedef enum {
     LOG_STREAMS_FULL,
     LOG_CLIENT_STREAMS_FULL,
     LOG_NO_TIMER,
+    LOG_NO_WORKER_SLOT,
     LOG_KINDS
 } log_kind;
 

@@ -31,14 +31,14 @@
  * KiB, never a temporary file. */
 #define PUSH_QUEUE_CAP 4096
 #define PUSH_KEEPALIVE_MS 15000
-/* workers whose streams the watcher can give back when they die */
-#define PUSH_WORKER_SLOTS 256
 /* The streams of each client in each worker, shared: a slot holds a
  * client's tag, a worker's slot and a count (see client_word()).  A
  * client's slots lie within PUSH_CLIENT_PROBE slots of its home. */
 #define PUSH_CLIENT_SLOTS 4096
 #define PUSH_CLIENT_PROBE 32
 #define PUSH_CLIENT_COUNT_MASK 0xffffffu
+_Static_assert(PROGRESS_PUSH_WORKER_SLOTS <= 256,
+               "a client's word holds its worker's slot in 8 bits");
 
 static const char event_progress[] = "event: progress\ndata: ";
 static const char event_timeout[] = "event: timeout\ndata: ";
@@ -51,7 +51,7 @@ typedef struct {
     struct {
         _Atomic int32_t pid;
         _Atomic uint32_t streams;
-    } workers[PUSH_WORKER_SLOTS];
+    } workers[PROGRESS_PUSH_WORKER_SLOTS];
     _Atomic uint64_t client_seed;     /* set once, by the first push made */
     _Atomic uint64_t clients[PUSH_CLIENT_SLOTS];
 } push_shared;
@@ -63,7 +63,6 @@ typedef struct push_stream {
     request_ctx ctx;              /* REQUEST_CTX_STREAM: r->plugin_ctx holds it */
     progress_id id;
     push_client client;
-    int client_counted;           /* it holds a place in shared->clients */
     request_st *r;
     uint32_t index;               /* in progress_push.streams */
     uint32_t remove_timeout_ms;
@@ -136,18 +135,22 @@ void progress_push_free(progress_push * const push)
     free(push);
 }
 
-/* This worker's place in the shared count, claimed at its first stream. */
+/* This worker's place in the shared count, claimed at its first stream:
+ * whether it has one.  A worker without one serves no stream (a stream
+ * counted in the total alone would stay counted after the worker died). */
 static int claim_worker_slot(progress_push * const push)
 {
-    if (push->worker_slot >= 0) return push->worker_slot;
+    if (push->worker_slot >= 0) return 1;
     const int32_t pid = (int32_t)getpid();
-    for (int i = 0; i < PUSH_WORKER_SLOTS; ++i) {
+    for (int i = 0; i < PROGRESS_PUSH_WORKER_SLOTS; ++i) {
         int32_t free_pid = 0;
         if (atomic_compare_exchange_strong(&push->shared->workers[i].pid,
-                                           &free_pid, pid))
-            return push->worker_slot = i;
+                                           &free_pid, pid)) {
+            push->worker_slot = i;
+            return 1;
+        }
     }
-    return -1; /* more workers than slots: counted in the total only */
+    return 0;
 }
 
 static int count_stream_in(progress_push * const push)
@@ -156,16 +159,14 @@ static int count_stream_in(progress_push * const push)
     do {
         if (total >= push->config.max_streams) return 0;
     } while (!atomic_compare_exchange_weak(&push->shared->total, &total, total + 1));
-    const int slot = claim_worker_slot(push);
-    if (slot >= 0) atomic_fetch_add(&push->shared->workers[slot].streams, 1);
+    atomic_fetch_add(&push->shared->workers[push->worker_slot].streams, 1);
     return 1;
 }
 
 static void count_stream_out(progress_push * const push)
 {
     atomic_fetch_sub(&push->shared->total, 1);
-    if (push->worker_slot >= 0)
-        atomic_fetch_sub(&push->shared->workers[push->worker_slot].streams, 1);
+    atomic_fetch_sub(&push->shared->workers[push->worker_slot].streams, 1);
 }
 
 /* --- the streams of each client, shared ------------------------------------ */
@@ -186,11 +187,9 @@ static int word_worker(const uint64_t v) { return (int)(v >> 24 & 0xff); }
  * room (PUSH_CLIENT_PROBE slots from c's home, all other clients') refuses
  * the stream, as over the limit: admitted uncounted, one client could pass
  * the cap. */
-static int count_client_in(progress_push * const push, const push_client c, int * const counted)
+static int count_client_in(progress_push * const push, const push_client c)
 {
-    const int worker = claim_worker_slot(push);
-    *counted = 0;
-    if (worker < 0) return 1;   /* more workers than slots: uncounted */
+    const int worker = push->worker_slot;
     const uint32_t home = (uint32_t)c & (PUSH_CLIENT_SLOTS - 1);
     const uint32_t tag = (uint32_t)(c >> 32);
     for (;;) {
@@ -218,7 +217,6 @@ static int count_client_in(progress_push * const push, const push_client c, int 
                                                    client_word(tag, worker, 1))) {
             continue;
         }
-        *counted = 1;
         return 1;
     }
 }
@@ -254,7 +252,7 @@ static void clients_of_worker_gone(push_shared * const shared, const int w)
 
 void progress_push_worker_gone(progress_push * const push, const pid_t pid)
 {
-    for (int i = 0; i < PUSH_WORKER_SLOTS; ++i) {
+    for (int i = 0; i < PROGRESS_PUSH_WORKER_SLOTS; ++i) {
         if (atomic_load(&push->shared->workers[i].pid) != (int32_t)pid)
             continue;
         clients_of_worker_gone(push->shared, i);
@@ -331,7 +329,7 @@ static void stream_free(progress_push * const push, push_stream * const s)
     push->streams[s->index] = last;
     last->index = s->index;
     count_stream_out(push);
-    if (s->client_counted) count_client_out(push, s->client);
+    count_client_out(push, s->client);
     free(s);
 }
 
@@ -462,12 +460,12 @@ static void set_stream_headers(request_st * const r)
 progress_push_start_result progress_push_start(progress_push * const push, request_st * const r, const progress_id * const id, const unsigned int remove_timeout)
 {
     if (!timer_ready(push, request_server(r))) return PROGRESS_PUSH_NO_TIMER;
+    if (!claim_worker_slot(push)) return PROGRESS_PUSH_NO_WORKER_SLOT;
     const push_client client = client_of(push, r);
-    int client_counted;
-    if (!count_client_in(push, client, &client_counted))
+    if (!count_client_in(push, client))
         return PROGRESS_PUSH_CLIENT_FULL;
     if (!count_stream_in(push)) {
-        if (client_counted) count_client_out(push, client);
+        count_client_out(push, client);
         return PROGRESS_PUSH_FULL;
     }
 
@@ -475,7 +473,6 @@ progress_push_start_result progress_push_start(progress_push * const push, reque
     s->ctx.kind = REQUEST_CTX_STREAM;
     s->id = *id;
     s->client = client;
-    s->client_counted = client_counted;
     s->r = r;
     s->remove_timeout_ms = remove_timeout > UINT32_MAX / 1000
                          ? UINT32_MAX : remove_timeout * 1000;

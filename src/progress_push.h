@@ -32,6 +32,13 @@
 #include "progress_id.h"
 #include "progress_table.h"
 
+/* Workers whose streams the shared count can hold (and the watcher give
+ * back when they die); a worker beyond them refuses its streams.  (A
+ * test-only build lowers it: tests/integration/test_fair_streams.py.) */
+#ifndef PROGRESS_PUSH_WORKER_SLOTS
+#define PROGRESS_PUSH_WORKER_SLOTS 256
+#endif
+
 /* Fills *snap with the answer a poll for id would get now; returns what
  * progress_table_lookup() does (< 0: the table cannot be read now). */
 typedef int (*progress_push_answer_fn)(void *glue, const progress_id *id,
@@ -70,7 +77,9 @@ typedef enum {
     PROGRESS_PUSH_FULL,          /* max_streams are served already */
     PROGRESS_PUSH_CLIENT_FULL,   /* this worker serves r's client
                                     max_streams_per_client streams */
-    PROGRESS_PUSH_NO_TIMER       /* timerfd_create failed: errno says why */
+    PROGRESS_PUSH_NO_TIMER,      /* timerfd_create failed: errno says why */
+    PROGRESS_PUSH_NO_WORKER_SLOT /* more workers serve streams than the
+                                    shared count has places for */
 } progress_push_start_result;
 
 /* Starts the event stream of r for id: headers, the first event, the

@@ -1,7 +1,9 @@
 """Fair event streams (issue 18): one client's share of the streams
 (upload-progress.max-streams-per-client, per remote address after
-mod_extforward, all workers together), and a stream whose timer cannot be
-made (its own 503 and log line, not "too many streams")."""
+mod_extforward, all workers together), a stream whose timer cannot be
+made (its own 503 and log line, not "too many streams"), and a worker
+beyond those the shared count has places for (it refuses its streams:
+counted in the total alone, they would stay counted after its death)."""
 import json
 import time
 
@@ -12,6 +14,7 @@ from test_events import ACCEPT, H1Stream, H2Streams, wait_for_workers
 
 ID = "5eed0000000000000000000000000001"
 CLIENT_STREAMS = b'{"error":"too many event streams from this client: poll, or retry later"}'
+TOO_MANY = b'{"error":"too many event streams: poll, or retry later"}'
 NO_TIMER = b'{"error":"event streams unavailable: the server cannot make their timer; poll"}'
 FORWARDED = """
 extforward.forwarder = ( "127.0.0.1" => "trust" )
@@ -168,3 +171,44 @@ def test_a_stream_without_a_timer_gets_its_own_503(no_timer_server):
     # polls still answer
     assert json.loads(server.request("GET", "/progress?X-Progress-ID=" + ID)[2]) == {
         "state": "starting"}
+
+
+def test_a_worker_beyond_the_places_of_the_count_refuses_its_streams(make_server, monkeypatch):
+    # the module built with places for two workers' streams, three workers
+    monkeypatch.setenv("UPLOADPROGRESS_MODULE", str(
+        module_path().parent / "mod_uploadprogress_two_stream_workers.so"))
+    server = make_server(config(64, "server.max-worker = 3\n"))
+    wait_for_workers(server, 3)
+    held, admitted_by, refused_by = [], set(), set()
+    for _ in range(60):   # each on a connection of its own: the workers take turns
+        s = stream(server)
+        pid = serving_pid(server, s.sock)
+        if s.status == 200:
+            held.append(s)
+            admitted_by.add(pid)
+        else:
+            assert (s.status, s.headers["retry-after"], s.body) == (503, "5", TOO_MANY)
+            refused_by.add(pid)
+            s.close()
+        if len(admitted_by) == 2 and refused_by:
+            break
+    if len(admitted_by | refused_by) < 3:
+        pytest.skip("the kernel gave every connection to fewer than three workers")
+    assert len(admitted_by) == 2 and refused_by and not admitted_by & refused_by, (
+        admitted_by, refused_by)
+    assert ("event streams are counted for 2 workers at most (server.max-worker is "
+            "more); this worker's streams are refused with 503") in server.error_log()
+    # a slotted worker's death gives its place to the next worker to stream
+    victim = serving_pid(server, held[0].sock)
+    server.kill_worker(victim)
+    for s in held:
+        s.close()
+    wait_for_workers(server, 3)
+    deadline = time.monotonic() + 10
+    while True:
+        s = stream(server)
+        pid = serving_pid(server, s.sock)
+        s.close()
+        if s.status == 200 and pid not in admitted_by:
+            break
+        assert time.monotonic() < deadline, "no third worker got the free place"
