@@ -8,6 +8,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "test_plant.h"
+
 enum { SLOT_FREE = 0 }; /* slot.state for an empty slot; else progress_state */
 /* The slots are laid out in groups of one page each (see GROUP; the slots
  * begin on a page boundary of a page-aligned table).  Each group's entries
@@ -511,6 +513,7 @@ progress_begin_result progress_table_begin(progress_table *t,
         if (!found) {
             ++group_entries(t)[i / GROUP];
             ++t->count;
+            test_plant_in_table(&t->count);
         } else if (PROGRESS_PHASE_PROCESSING == slot_at(t, i)->phase) {
             work_closed(t);   /* a timed-out work's id, taken over */
         }

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "plugin.h"
 
+#include "progress_table.h"
 #include "region_handoff.h"
 
 void region_handoff_init(void) {
@@ -92,6 +93,8 @@ int region_handoff_open(server * const srv, region_handoff * const h, uint32_t *
     progress_region_fd_text(&h->region, fd_text, sizeof fd_text);
     setenv(PROGRESS_REGION_ENV, fd_text, 1);
     h->restart_bg = (unsigned char)config_feature_bool(srv, "server.graceful-restart-bg", 0);
+    h->check_at_close = (unsigned char)debug;
+    h->errh = srv->errh;
     return 1;
 }
 
@@ -110,8 +113,22 @@ void region_handoff_before_exec(server * const srv, region_handoff * const h) {
           "upload-progress: the table cannot be handed to the next generation");
 }
 
+/* A full scan under the table's lock (every worker waits meanwhile): only
+ * with debug, as the tests run. */
+__attribute_cold__
+static void log_table_check(log_error_st * const errh, progress_table * const table) {
+    const char * const problem = progress_table_check(table);
+    if (NULL == problem)
+        log_error(errh, __FILE__, __LINE__, "upload-progress: table check: ok");
+    else
+        log_error(errh, __FILE__, __LINE__,
+          "upload-progress: table check: failed: %s", problem);
+}
+
 __attribute_cold__
 void region_handoff_close(region_handoff * const h) {
+    if (h->check_at_close)
+        log_table_check(h->errh, h->region.table);
     /* Only unmapped, never destroyed: the watcher frees its plugins while
      * the old workers of a graceful restart or stop still use the lock.
      * The region's fd stays open: the next generation of a graceful

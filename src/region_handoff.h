@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base.h"
+#include "log.h"
 
 #include "progress_region.h"
 
@@ -18,6 +19,8 @@ typedef struct {
                                    * a graceful restart */
     unsigned char restart_bg;     /* server.graceful-restart-bg is on */
     unsigned char inherited;      /* an exec would take the region along */
+    unsigned char check_at_close; /* upload-progress.debug: see close */
+    log_error_st *errh;           /* the server's error log */
 } region_handoff;
 
 /* At the module's init, before lighttpd opens its logs and the other
@@ -44,8 +47,12 @@ static inline void region_handoff_keep_from_exec(region_handoff * const h)
         h->inherited = 0;
 }
 
-/* When the module is freed (a stop, or the watcher's graceful restart):
- * the region is unmapped, its fd left open. */
+/* When the module is freed (a stop, a worker's end, the watcher's
+ * graceful restart): with upload-progress.debug (globally), the table's
+ * invariants are checked (progress_table_check) and the verdict logged,
+ * "upload-progress: table check: ok" or "table check: failed: why", for
+ * the tests (test_chaos.py); then the region is unmapped, its fd left
+ * open. */
 void region_handoff_close(region_handoff *h);
 
 #endif

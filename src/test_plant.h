@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,21 @@ static inline void test_plant_at_exit(const int served_requests)
     }
 #else
     (void)served_requests;
+#endif
+}
+
+/* In the table, when an entry is begun: table_count makes the table's
+ * count one more than the entries it holds, once in each process. */
+static inline void test_plant_in_table(uint32_t * const count)
+{
+#if defined(UPLOADPROGRESS_TEST_PLANT_TABLE_COUNT)
+    static int planted;
+    if (!planted) {
+        planted = 1;
+        ++*count;
+    }
+#else
+    (void)count;
 #endif
 }
 

@@ -2,8 +2,13 @@
 CHAOS_SECONDS (30 by default, 60 at most) against lighttpd with four
 workers; then every tracked upload has ended, one upload of each kind polls
 its exact final answer, and no finding (a wrong answer, a worker that died
-unasked) was made.  Sanitizer reports fail it through the fixture."""
+unasked) was made.  Sanitizer reports fail it through the fixture.  With
+upload-progress.debug, every process that frees the table (a worker that
+ends, the watcher at each graceful restart and at the stop) checks its
+invariants (progress_table_check) and logs the verdict: each one is "ok",
+and the stop's is there."""
 import os
+import re
 import time
 
 from chaos import CONFIG, KINDS, MODULES, Chaos
@@ -11,6 +16,8 @@ from lighty import counts, workers_of
 from test_events import wait_for_workers
 
 WORKERS = 4
+# the verdicts of the table checks at the module's free (src/region_handoff.c)
+TABLE_CHECK = re.compile(r"upload-progress: table check: (.*)")
 
 
 def in_flight(server):
@@ -22,7 +29,8 @@ def in_flight(server):
 
 def test_a_bounded_random_mix_with_restarts_and_kills(make_server):
     seconds = min(float(os.environ.get("CHAOS_SECONDS", "30")), 60)
-    server = make_server(CONFIG.format(workers=WORKERS), modules=MODULES)
+    server = make_server(CONFIG.format(workers=WORKERS) + 'upload-progress.debug = "enable"\n',
+                         modules=MODULES)
     wait_for_workers(server, WORKERS)
     chaos = Chaos(server, WORKERS)
     figures = chaos.run(seconds)
@@ -52,3 +60,10 @@ def test_a_bounded_random_mix_with_restarts_and_kills(make_server):
     assert figures["checked"] > 0
     if seconds >= 20:   # (a short run may draw no restart or kill)
         assert figures["restarts"] > 0 and figures["kills"] > 0, figures
+    before_stop = len(server.error_log())
+    server.stop()   # (judged: no sanitizer report, no unasked death)
+    log = server.error_log()
+    verdicts = TABLE_CHECK.findall(log)
+    print("table checks: %d" % len(verdicts))
+    assert all(v == "ok" for v in verdicts), [v for v in verdicts if v != "ok"]
+    assert TABLE_CHECK.search(log, before_stop), "no table check at the stop"
