@@ -644,19 +644,22 @@ static int path_is(const request_st * const r, const buffer * const url) {
 
 /* lighttpd refused an upload before the uri stage (413 for its
  * Content-Length, 411 for a POST without one), so it was never tracked:
- * record the refusal.  Returns whether r was an upload with an id. */
-static int record_refused(request_st * const r, plugin_data * const p) {
+ * record the refusal.  Returns what r was: an upload with an id
+ * (REQUEST_CTX_UPLOAD_ENDED: recorded), a report at the report URL
+ * (REQUEST_CTX_REPORT: nothing to record), or neither. */
+static request_kind record_refused(request_st * const r, plugin_data * const p) {
     /* A request refused while lighttpd parsed it (411, 400) never had its
      * conditionals evaluated: lighttpd's cache still holds the results of
      * the request before it on the connection.  Evaluate them afresh. */
     config_cond_cache_reset(r);
     mod_uploadprogress_patch_config(r, p);
+    if (path_is(r, p->conf.report_url))   /* (a POST: a report there) */
+        return REQUEST_CTX_REPORT;
     if (NULL == p->conf.progress_url
-        || buffer_is_equal(p->conf.progress_url, &r->uri.path)
-        || path_is(r, p->conf.report_url))   /* (a report, not an upload) */
-        return 0;
+        || buffer_is_equal(p->conf.progress_url, &r->uri.path))
+        return REQUEST_CTX_NONE;
     progress_id id;
-    if (ID_FOUND != request_progress_id(r, &id)) return 0;
+    if (ID_FOUND != request_progress_id(r, &id)) return REQUEST_CTX_NONE;
 
     const progress_snapshot fin = { .state = PROGRESS_ERROR,
                                     .status = r->http_status,
@@ -665,7 +668,7 @@ static int record_refused(request_st * const r, plugin_data * const p) {
     if (PROGRESS_BEGIN_OK != progress_table_begin(p->table, &id, -1, p->pid,
                                                   UPLOADPROGRESS_REF_NONE, now)) {
         progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
-        return 1;
+        return REQUEST_CTX_UPLOAD_ENDED;
     }
     progress_counters_began(p->counters);
     if (progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
@@ -673,14 +676,14 @@ static int record_refused(request_st * const r, plugin_data * const p) {
         progress_counters_ended(p->counters, 1, 1);
         if (p->conf.debug) log_finish(r, &id, &fin);
     }
-    return 1;
+    return REQUEST_CTX_UPLOAD_ENDED;
 }
 
-/* What r holds after a reset that saw an upload: if lighttpd hands r on
- * (server.error-handler, cgi.local-redir), the upload's mark (kind: ended
- * or untracked), so that the passes that follow leave r alone; else
- * nothing. */
-static void keep_upload_mark(request_st * const r, const plugin_data * const p, const request_kind kind) {
+/* What r holds after a reset that saw an upload or a report: if lighttpd
+ * hands r on (server.error-handler, cgi.local-redir), its mark (kind: an
+ * ended or untracked upload, a report), so that the passes that follow
+ * leave r alone (never a poll at the progress URL); else nothing. */
+static void keep_mark(request_st * const r, const plugin_data * const p, const request_kind kind) {
     if (request_handed_on(r))
         request_ctx_tag(r, p->id, kind);
     else
@@ -692,7 +695,8 @@ static void keep_upload_mark(request_st * const r, const plugin_data * const p, 
  * runs when lighttpd hands r on to server.error-handler (before it drops
  * the body length: the last moment to see an untracked refusal, 413 for
  * the Content-Length, as an upload) or to a CGI's local redirect: the
- * upload ends then, and r keeps the mark of an ended upload. */
+ * upload ends then, and r keeps the mark of an ended upload (a report,
+ * refused before or after the module saw it, keeps a report's). */
 REQUEST_FUNC(mod_uploadprogress_reset) {
     plugin_data * const p = p_d;
     switch (request_ctx_kind(r, p->id)) {
@@ -701,19 +705,20 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
         break;
       case REQUEST_CTX_UPLOAD:
         end_upload(r, p, (upload_ctx *)request_ctx_get(r, p->id));
-        keep_upload_mark(r, p, REQUEST_CTX_UPLOAD_ENDED);
+        keep_mark(r, p, REQUEST_CTX_UPLOAD_ENDED);
         break;
       case REQUEST_CTX_UNTRACKED:
       case REQUEST_CTX_UPLOAD_ENDED:
-        keep_upload_mark(r, p, request_ctx_kind(r, p->id));
-        break;
       case REQUEST_CTX_REPORT:
-        request_ctx_set(r, p->id, NULL);
+        keep_mark(r, p, request_ctx_kind(r, p->id));
         break;
       case REQUEST_CTX_NONE:
         if (r->http_status >= 400 && request_is_upload(r)
-            && !request_response_started(r) && record_refused(r, p))
-            keep_upload_mark(r, p, REQUEST_CTX_UPLOAD_ENDED);
+            && !request_response_started(r)) {
+            const request_kind refused = record_refused(r, p);
+            if (REQUEST_CTX_NONE != refused)
+                keep_mark(r, p, refused);
+        }
         break;
     }
     return HANDLER_GO_ON;
@@ -881,7 +886,7 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
 
     mod_uploadprogress_patch_config(r, p);
     if (path_is(r, p->conf.report_url) && !is_poll_at_progress_url(r, p)) {
-        /* a report from its first pass to its reset, never an upload
+        /* a report from its first pass to its last reset, never an upload
          * (whatever its answer: the hooks that record refused uploads
          * ask); taken by the module's handler, after this stage, so that
          * the modules that refuse requests in it (mod_auth, mod_access)

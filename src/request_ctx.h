@@ -10,7 +10,9 @@
  *   has ended) point at a tag of this file, never freed.
  * - A request is what it was when the module first saw it: once it holds an
  *   upload, it holds one (or the ended upload's tag) until its last reset;
- *   a stream is one from its first pass.  Hooks decide by
+ *   a report keeps its tag until its last reset (also one refused before
+ *   the module saw it, once lighttpd hands it on); a stream is one from
+ *   its first pass.  Hooks decide by
  *   request_ctx_kind(), never from r->handler_module or the request's
  *   method.  doc/mod_uploadprogress.md, "Requests that come back". */
 #ifndef REQUEST_CTX_H

@@ -523,6 +523,38 @@ def test_reports_behind_mod_auth_need_its_credentials_whatever_the_module_order(
     up.close()
 
 
+@pytest.mark.parametrize("order", ["auth-first", "auth-after"])
+def test_a_refused_report_handed_to_an_error_handler_stays_a_report(make_server, tmp_path,
+                                                                    order):
+    """A report refused by mod_auth, then handed to server.error-handler at
+    the progress URL, is not answered as a poll there: a request is what it
+    was when the module first saw it (and a report is one whatever the
+    order of the modules), so the client gets lighttpd's 401."""
+    users = tmp_path / "users"
+    users.write_text("backend:secret\n")
+    extra = ('auth.backend = "plain"\nauth.backend.plain.userfile = "%s"\n'
+             'auth.require = ( "%s" => ( "method" => "basic", "realm" => "reports", '
+             '"require" => "valid-user" ) )\nserver.error-handler = "/progress"\n'
+             % (users, REPORT))
+    auth = ("mod_auth", "mod_authn_file")
+    modules = (auth + ("mod_uploadprogress",) if order == "auth-first"
+               else ("mod_uploadprogress",) + auth) + ("mod_cgi",)
+    server = make_server(config(report_place=None, extra=extra)
+                         + 'upload-progress.report-url = "%s"\n' % REPORT, modules=modules)
+    pid = IDS[14]
+    up = SlowUpload(server.port, "/sink.cgi", size=SIZE, pid=pid)
+    up.send(100)
+    server.wait_for(pid, lambda a: a.get("received") == 100)
+    status, hdrs, body = report(server, pid, "stage=a")
+    assert (status, hdrs["content-type"]) == (401, "text/html"), (status, hdrs, body)
+    assert b'"state"' not in body, body
+    assert "phase" not in server.poll(pid)[0]
+    up.send(SIZE - 100)
+    assert up.response()[0] == 200
+    up.close()
+    assert counts(server.poll(pid)[0]) == {"state": "done", "received": SIZE, "size": SIZE}
+
+
 def test_a_report_id_named_in_any_case_is_the_id(make_server, tmp_path):
     """The id is found in the query whatever the case of its name; the
     report's own form must not then call that name unknown."""
