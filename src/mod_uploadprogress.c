@@ -668,21 +668,25 @@ static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
 
 typedef enum { ID_FOUND, ID_MISSING, ID_MALFORMED } id_lookup;
 
-/* The header wins over the query parameter. */
-static id_lookup request_progress_id(const request_st * const r, progress_id * const id) {
+/* The header wins over the query parameter (v, vlen: its value in r's
+ * query; v NULL if none). */
+static id_lookup progress_id_of(const request_st * const r, const char *v, size_t vlen, progress_id * const id) {
     const buffer * const h = http_header_request_get(r, HTTP_HEADER_OTHER,
                                CONST_STR_LEN(PROGRESS_ID_NAME));
-    const char *v;
-    size_t vlen;
     if (NULL != h) {
         v = h->ptr;
         vlen = buffer_clen(h);
-    } else {
-        v = progress_id_find_in_query(r->uri.query.ptr,
-                                      buffer_clen(&r->uri.query), &vlen);
-        if (NULL == v) return ID_MISSING;
+    } else if (NULL == v) {
+        return ID_MISSING;
     }
     return 0 == progress_id_parse(v, vlen, id) ? ID_FOUND : ID_MALFORMED;
+}
+
+static id_lookup request_progress_id(const request_st * const r, progress_id * const id) {
+    size_t vlen = 0;
+    const char * const v =
+      progress_id_find_in_query(r->uri.query.ptr, buffer_clen(&r->uri.query), &vlen);
+    return progress_id_of(r, v, vlen, id);
 }
 
 __attribute_cold__
@@ -1032,14 +1036,14 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
                                  CONST_STR_LEN("GET, HEAD"));
         return answer_problem(r, p, 405, PROGRESS_PROBLEM_METHOD);
     }
-    size_t cblen = 0;
-    const char * const callback =
-      progress_query_find(r->uri.query.ptr, buffer_clen(&r->uri.query),
-                          PROGRESS_CALLBACK_NAME, &cblen);
+    progress_poll_query q;
+    progress_poll_query_scan(r->uri.query.ptr, buffer_clen(&r->uri.query), &q);
+    const char * const callback = q.callback;
+    const size_t cblen = q.callback_len;
     if (NULL != callback && !progress_callback_is_valid(callback, cblen))
         return answer_problem(r, p, 400, PROGRESS_PROBLEM_BAD_CALLBACK);
     progress_id id;
-    switch (request_progress_id(r, &id)) {
+    switch (progress_id_of(r, q.id, q.id_len, &id)) {
       case ID_FOUND:
         break;
       case ID_MALFORMED:
