@@ -94,7 +94,7 @@ static uint64_t lower8(uint64_t w)
     return w | upper >> 2;
 }
 
-static int names_equal_nocase(const char *a, size_t alen, const char *b, size_t blen)
+static inline int names_equal_nocase(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen) return 0;
     if (alen >= 8) { /* a word at a time, the last one overlapping */
@@ -122,7 +122,7 @@ typedef struct {
 
 /* The parameter that begins at *p (< end) into *prm; *p moves past it
  * and its '&'.  Returns 0 once there is none left. */
-static int next_param(const char **p, const char *end, query_param *prm)
+static inline int next_param(const char **p, const char *end, query_param *prm)
 {
     if (*p >= end) return 0;
     const char * const amp = memchr(*p, '&', (size_t)(end - *p));
@@ -162,7 +162,8 @@ void progress_poll_query_scan(const char *query, size_t query_len, progress_poll
     while ((NULL == q->id || NULL == q->callback)
            && next_param(&p, query + query_len, &prm)) {
         if (NULL == prm.value) continue;
-        if (NULL == q->id && progress_id_is_param_name(prm.name, prm.name_len)) {
+        if (NULL == q->id && names_equal_nocase(prm.name, prm.name_len, PROGRESS_ID_NAME,
+                                                sizeof PROGRESS_ID_NAME - 1)) {
             q->id = prm.value;
             q->id_len = prm.value_len;
         } else if (NULL == q->callback

@@ -52,9 +52,8 @@ static unsigned int decimal_digits(uint64_t u)
     return t + 1 - (u < powers[t]);
 }
 
-/* Two digits per division, written from the last: a poll writes four
- * numbers of up to 13 digits. */
-static void put_int(out *o, int64_t v)
+/* Writes n (< 100) as two digits just before d; returns where they begin. */
+static char *put_two_digits(char *d, unsigned int n)
 {
     static const char pairs[] =
         "0001020304050607080910111213141516171819"
@@ -62,18 +61,25 @@ static void put_int(out *o, int64_t v)
         "4041424344454647484950515253545556575859"
         "6061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
+    memcpy(d - 2, pairs + 2 * n, 2);
+    return d - 2;
+}
+
+/* Two digits per division, written from the last, in 32 bits once the
+ * number fits (a poll writes four numbers, mostly below 4 Gi). */
+static void put_int(out *o, int64_t v)
+{
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     if (v < 0) *o->p++ = '-';
     o->p += decimal_digits(u);
     char *d = o->p;
-    while (u >= 100) {
-        const unsigned int two = (unsigned int)(u % 100);
-        u /= 100;
-        d -= 2;
-        memcpy(d, pairs + 2 * two, 2);
-    }
-    if (u >= 10) memcpy(d - 2, pairs + 2 * u, 2);
-    else d[-1] = (char)('0' + u);
+    for (; u > UINT32_MAX; u /= 100)
+        d = put_two_digits(d, (unsigned int)(u % 100));
+    uint32_t n = (uint32_t)u;
+    for (; n >= 100; n /= 100)
+        d = put_two_digits(d, n % 100);
+    if (n >= 10) put_two_digits(d, n);
+    else d[-1] = (char)('0' + n);
 }
 
 /* <name>value</name> for a known (non-negative) value */
