@@ -50,16 +50,18 @@ static uint32_t hex8_value(uint64_t w)
     return (uint32_t)(t | t >> 16);
 }
 
-/* Reads 32 hex digits from s into bytes; returns 0, or -1 on a non-digit. */
+/* Reads 32 hex digits from s into bytes; returns 0, or -1 on a non-digit
+ * (bytes untouched). */
 static int parse_hex32(const char *s, uint8_t bytes[16])
 {
-    uint64_t bad = 0;
-    for (size_t i = 0; i < 4; ++i) {
-        const uint64_t w = load8(s + 8 * i);
-        bad |= non_hex_digits(w);
-        store4(bytes + 4 * i, hex8_value(w));
-    }
-    return 0 == bad ? 0 : -1;
+    const uint64_t w0 = load8(s), w1 = load8(s + 8), w2 = load8(s + 16), w3 = load8(s + 24);
+    if (non_hex_digits(w0) | non_hex_digits(w1) | non_hex_digits(w2) | non_hex_digits(w3))
+        return -1;
+    store4(bytes, hex8_value(w0));
+    store4(bytes + 4, hex8_value(w1));
+    store4(bytes + 8, hex8_value(w2));
+    store4(bytes + 12, hex8_value(w3));
+    return 0;
 }
 
 /* xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: its 32 digits, then as above */
@@ -78,12 +80,9 @@ static int parse_uuid(const char *s, uint8_t bytes[16])
 int progress_id_parse(const char *s, size_t len, progress_id *id)
 {
     test_plant_in_core();
-    uint8_t bytes[sizeof id->bytes];
-    int rc = -1;
-    if (len == PROGRESS_ID_HEX_LEN) rc = parse_hex32(s, bytes);
-    else if (len == PROGRESS_ID_UUID_LEN) rc = parse_uuid(s, bytes);
-    if (rc == 0) memcpy(id->bytes, bytes, sizeof bytes);
-    return rc;
+    if (len == PROGRESS_ID_HEX_LEN) return parse_hex32(s, id->bytes);
+    if (len == PROGRESS_ID_UUID_LEN) return parse_uuid(s, id->bytes);
+    return -1;
 }
 
 /* w with its ASCII capitals in lower case, 8 bytes at once */
