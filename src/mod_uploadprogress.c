@@ -1216,10 +1216,12 @@ static int is_poll_at_progress_url(const request_st * const r, const plugin_data
         && http_method_get_or_head(r->http_method);
 }
 
-/* Whether r may be the module's: an upload, or at a path as long as a
- * progress or report URL.  Every other request stops at this test. */
+/* Whether r may be the module's: anything but a GET or HEAD without a
+ * body (an upload has a body, or is a POST or PUT), or one at a path as
+ * long as a progress or report URL.  Every other request stops here. */
 static inline int request_may_be_ours(const request_st * const r, const plugin_data * const p) {
-    return (p->url_lengths >> (r->uri.path.used & 63) & 1) || request_is_upload(r);
+    return !http_method_get_or_head(r->http_method) || 0 != r->reqbody_length
+        || (p->url_lengths >> (r->uri.path.used & 63) & 1);
 }
 
 __attribute_noinline__ /* (keeps the hook's test for other requests short) */
