@@ -97,6 +97,9 @@ typedef struct {
     void *push_shared;            /* the count of event streams: one per
                                    * generation, in a mapping of its own */
     uint32_t max_entries;         /* the table's (the region's) */
+    /* bit (used % 64) set for the buffer length of every progress and
+     * report URL, in any condition: the first test of every request */
+    uint64_t url_lengths;
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
     module_log log;               /* the lines clients can repeat */
@@ -379,6 +382,21 @@ static void mod_uploadprogress_push_create(const server * const srv, plugin_data
     p->push = progress_push_create(&p->push_config, p->push_shared);
 }
 
+/* The bits of plugin_data.url_lengths: each progress-url and report-url
+ * of the configuration, global or conditional. */
+__attribute_cold__
+static uint64_t url_lengths(const plugin_data * const p) {
+    uint64_t lengths = 0;
+    for (int i = !p->cvlist[0].v.u2[1]; i < p->nconfig; ++i) {
+        const config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0];
+        for (; -1 != cpv->k_id; ++cpv) {
+            if ((0 == cpv->k_id || 9 == cpv->k_id) && NULL != cpv->v.b)
+                lengths |= (uint64_t)1 << (cpv->v.b->used & 63);
+        }
+    }
+    return lengths;
+}
+
 SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     static const config_plugin_keys_t cpk[] = {
       { CONST_STR_LEN("upload-progress.progress-url"),
@@ -437,6 +455,7 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
         }
     }
 
+    p->url_lengths = url_lengths(p);
     p->defaults.remove_timeout = 60;
     p->defaults.processing_timeout = UPLOADPROGRESS_PROCESSING_TIMEOUT_DEFAULT;
 
@@ -697,8 +716,8 @@ static void keep_mark(request_st * const r, const plugin_data * const p, const r
  * the Content-Length, as an upload) or to a CGI's local redirect: the
  * upload ends then, and r keeps the mark of an ended upload (a report,
  * refused before or after the module saw it, keeps a report's). */
-REQUEST_FUNC(mod_uploadprogress_reset) {
-    plugin_data * const p = p_d;
+__attribute_noinline__ /* (keeps the hook's test for other requests short) */
+static void mod_uploadprogress_reset_ours(request_st * const r, plugin_data * const p) {
     switch (request_ctx_kind(r, p->id)) {
       case REQUEST_CTX_STREAM:
         progress_push_reset(p->push, r); /* (a client gone frees its stream) */
@@ -721,14 +740,21 @@ REQUEST_FUNC(mod_uploadprogress_reset) {
         }
         break;
     }
+}
+
+REQUEST_FUNC(mod_uploadprogress_reset) {
+    plugin_data * const p = p_d;
+    /* every other request leaves here: no record of ours, not refused */
+    if (NULL != request_ctx_get(r, p->id) || r->http_status >= 400)
+        mod_uploadprogress_reset_ours(r, p);
     return HANDLER_GO_ON;
 }
 
 /* The final status is known here.  An upload whose outcome is settled ends
  * now, before the client can read the response, so that no poll answered
  * after the response (by another worker, say) still says uploading. */
-REQUEST_FUNC(mod_uploadprogress_response_start) {
-    plugin_data * const p = p_d;
+__attribute_noinline__ /* (keeps the hook's test for other requests short) */
+static void mod_uploadprogress_response_start_ours(request_st * const r, plugin_data * const p) {
     switch (request_ctx_kind(r, p->id)) {
       case REQUEST_CTX_UPLOAD:
         if (r->http_status >= 400 || request_body_complete(r))
@@ -743,6 +769,13 @@ REQUEST_FUNC(mod_uploadprogress_response_start) {
       default: /* a stream's answer, an untracked or ended upload's */
         break;
     }
+}
+
+REQUEST_FUNC(mod_uploadprogress_response_start) {
+    plugin_data * const p = p_d;
+    /* every other request leaves here: no record of ours, not refused */
+    if (NULL != request_ctx_get(r, p->id) || r->http_status >= 400)
+        mod_uploadprogress_response_start_ours(r, p);
     return HANDLER_GO_ON;
 }
 
@@ -809,14 +842,14 @@ static handler_t mod_uploadprogress_poll(request_st * const r, plugin_data * con
                                  CONST_STR_LEN("GET, HEAD"));
         return answer_problem(r, p, 405, PROGRESS_PROBLEM_METHOD);
     }
-    size_t cblen = 0;
-    const char * const callback =
-      progress_query_find(r->uri.query.ptr, buffer_clen(&r->uri.query),
-                          PROGRESS_CALLBACK_NAME, &cblen);
+    progress_poll_query q;
+    progress_poll_query_scan(r->uri.query.ptr, buffer_clen(&r->uri.query), &q);
+    const char * const callback = q.callback;
+    const size_t cblen = q.callback_len;
     if (NULL != callback && !progress_callback_is_valid(callback, cblen))
         return answer_problem(r, p, 400, PROGRESS_PROBLEM_BAD_CALLBACK);
     progress_id id;
-    switch (request_progress_id(r, &id)) {
+    switch (progress_id_of(r, q.id, q.id_len, &id)) {
       case ID_FOUND:
         break;
       case ID_MALFORMED:
@@ -875,10 +908,18 @@ static int is_poll_at_progress_url(const request_st * const r, const plugin_data
         && http_method_get_or_head(r->http_method);
 }
 
-URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
-    plugin_data * const p = p_d;
-    if (NULL != r->handler_module) return HANDLER_GO_ON;
+/* Whether r may be the module's: anything but a GET or HEAD without a
+ * body (an upload has a body, or is a POST or PUT), or one at a path as
+ * long as a progress or report URL.  Every other request stops here. */
+static inline int request_may_be_ours(const request_st * const r, const plugin_data * const p) {
+    return !http_method_get_or_head(r->http_method) || 0 != r->reqbody_length
+        || (p->url_lengths >> (r->uri.path.used & 63) & 1);
+}
+
+__attribute_noinline__ /* (keeps the hook's test for other requests short) */
+static handler_t mod_uploadprogress_uri_handler_ours(request_st * const r, plugin_data * const p) {
     region_handoff_keep_from_exec(&p->handoff);   /* (graceful-restart-bg's old generation) */
+    if (NULL != r->handler_module) return HANDLER_GO_ON;
     /* uri_clean runs again after a rewrite, an error handler, a restart: a
      * request that holds an upload is never a poll, nor tracked twice
      * (doc: "Requests that come back") */
@@ -904,6 +945,15 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     if (request_is_upload(r))
         mod_uploadprogress_track(r, p);
     return HANDLER_GO_ON;
+}
+
+/* Every request: the flag of graceful-restart-bg's old generation (it
+ * keeps the region from what it execs at its next request), then the test
+ * that every other request stops at. */
+URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
+    plugin_data * const p = p_d;
+    return p->handoff.inherited || request_may_be_ours(r, p)
+      ? mod_uploadprogress_uri_handler_ours(r, p) : HANDLER_GO_ON;
 }
 
 /* Publishes this worker's live counts for polls answered by other workers:

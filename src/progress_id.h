@@ -36,6 +36,18 @@ int progress_id_parse(const char *s, size_t len, progress_id *id);
 const char *progress_query_find(const char *query, size_t query_len,
                                 const char *name, size_t *value_len);
 
+/* A poll's parameters in a raw query string: the values of X-Progress-ID
+ * and of the JSONP callback (NULL when absent), each as
+ * progress_query_find() finds it, both in one pass. */
+typedef struct progress_poll_query {
+    const char *id;
+    size_t id_len;
+    const char *callback;
+    size_t callback_len;
+} progress_poll_query;
+
+void progress_poll_query_scan(const char *query, size_t query_len, progress_poll_query *q);
+
 /* Whether a query parameter's name is X-Progress-ID, in any case, as
  * progress_query_find() matches it. */
 int progress_id_is_param_name(const char *name, size_t len);

@@ -16,8 +16,44 @@ static void put_str(out *o, const char *s, size_t len)
 
 #define PUT_LITERAL(o, s) put_str((o), (s), sizeof(s) - 1)
 
-/* Two digits per division: a poll writes four numbers of up to 13 digits. */
-static void put_int(out *o, int64_t v)
+/* A part of an answer chosen at run time (a state's name, a format's
+ * field), padded: put_piece() copies all PIECE_ROOM bytes at once (a few
+ * moves, no call to memcpy for a length it does not know) and moves on by
+ * the part's length.  The padding is NUL bytes, which later parts
+ * overwrite; the buffer has room for the last part's (see
+ * PROGRESS_RENDER_MAX). */
+enum { PIECE_ROOM = 32 };
+
+typedef struct {
+    char s[PIECE_ROOM];   /* NUL-padded, so also a C string */
+    size_t len;
+} piece;
+
+#define PIECE(s) { (s), sizeof(s) - 1 }
+
+static void put_piece(out *o, const piece *part)
+{
+    memcpy(o->p, part->s, PIECE_ROOM);
+    o->p += part->len;
+}
+
+/* Decimal digits of u, 1 to 20: from its bit length (log10(2) is about
+ * 1233 / 4096), less one when u is below that power of ten. */
+static unsigned int decimal_digits(uint64_t u)
+{
+    static const uint64_t powers[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+        10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+        100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL };
+    u |= 1;   /* (as many digits; clz of 0 is undefined) */
+    const unsigned int t = (unsigned int)(64 - __builtin_clzll(u)) * 1233 >> 12;
+    return t + 1 - (u < powers[t]);
+}
+
+/* Writes n (< 100) as two digits just before d; returns where they begin. */
+static char *put_two_digits(char *d, unsigned int n)
 {
     static const char pairs[] =
         "0001020304050607080910111213141516171819"
@@ -25,23 +61,25 @@ static void put_int(out *o, int64_t v)
         "4041424344454647484950515253545556575859"
         "6061626364656667686970717273747576777879"
         "8081828384858687888990919293949596979899";
-    char digits[20];
-    char *d = digits + sizeof digits;
+    memcpy(d - 2, pairs + 2 * n, 2);
+    return d - 2;
+}
+
+/* Two digits per division, written from the last, in 32 bits once the
+ * number fits (a poll writes four numbers, mostly below 4 Gi). */
+static void put_int(out *o, int64_t v)
+{
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    while (u >= 100) {
-        const unsigned int two = (unsigned int)(u % 100);
-        u /= 100;
-        d -= 2;
-        memcpy(d, pairs + 2 * two, 2);
-    }
-    if (u >= 10) {
-        d -= 2;
-        memcpy(d, pairs + 2 * u, 2);
-    } else {
-        *--d = (char)('0' + u);
-    }
     if (v < 0) *o->p++ = '-';
-    put_str(o, d, (size_t)(digits + sizeof digits - d));
+    o->p += decimal_digits(u);
+    char *d = o->p;
+    for (; u > UINT32_MAX; u /= 100)
+        d = put_two_digits(d, (unsigned int)(u % 100));
+    uint32_t n = (uint32_t)u;
+    for (; n >= 100; n /= 100)
+        d = put_two_digits(d, n % 100);
+    if (n >= 10) put_two_digits(d, n);
+    else d[-1] = (char)('0' + n);
 }
 
 /* <name>value</name> for a known (non-negative) value */
@@ -77,29 +115,19 @@ int64_t progress_eta(const progress_snapshot *snap)
     return left / snap->speed + (left % snap->speed != 0);
 }
 
+static const piece *state_name(progress_state state)
+{
+    static const piece names[] = {
+        [PROGRESS_STARTING] = PIECE("starting"), [PROGRESS_UPLOADING] = PIECE("uploading"),
+        [PROGRESS_DONE] = PIECE("done"), [PROGRESS_ERROR] = PIECE("error") };
+    return (unsigned int)state < sizeof names / sizeof *names ? &names[state]
+                                                              : &names[PROGRESS_STARTING];
+}
+
 const char *progress_state_name(progress_state state)
 {
-    switch (state) {
-    case PROGRESS_UPLOADING: return "uploading";
-    case PROGRESS_DONE:      return "done";
-    case PROGRESS_ERROR:     return "error";
-    case PROGRESS_STARTING:
-    default:                 return "starting";
-    }
+    return state_name(state)->s;
 }
-
-static void put_state_name(out *o, progress_state state)
-{
-    const char * const name = progress_state_name(state);
-    put_str(o, name, strlen(name));
-}
-
-typedef struct {
-    const char *s;
-    size_t len;
-} piece;
-
-#define PIECE(s) { (s), sizeof(s) - 1 }
 
 /* How an object answer (JSON, legacy) spells its parts; each field's piece
  * goes before its value.  No speed piece: no speed and eta; no work: no
@@ -123,7 +151,7 @@ static const object_syntax json_syntax = {
 static const object_syntax legacy_syntax = {
     PIECE("new Object({ 'state' : '"), PIECE("'"),
     PIECE(", 'status' : "), PIECE(", 'received' : "), PIECE(", 'size' : "),
-    { NULL, 0 }, { NULL, 0 },
+    PIECE(""), PIECE(""),
     0,
     PIECE(" })")
 };
@@ -132,7 +160,7 @@ static const object_syntax legacy_syntax = {
 static void put_field(out *o, const piece *name, int64_t v)
 {
     if (v < 0) return;
-    put_str(o, name->s, name->len);
+    put_piece(o, name);
     put_int(o, v);
 }
 
@@ -149,12 +177,12 @@ progress_phase progress_shown_phase(const progress_snapshot *snap)
  * table repairs the slots, not their words) must not reach a page. */
 static void put_work(out *o, const progress_snapshot *snap)
 {
-    static const piece phases[] = { { NULL, 0 }, PIECE("processing"),
+    static const piece phases[] = { PIECE(""), PIECE("processing"),
                                     PIECE("finished"), PIECE("failed") };
     const progress_phase phase = progress_shown_phase(snap);
     if (phase == PROGRESS_PHASE_NONE || (unsigned)phase > PROGRESS_PHASE_FAILED) return;
     PUT_LITERAL(o, ",\"phase\":\"");
-    put_str(o, phases[phase].s, phases[phase].len);
+    put_piece(o, &phases[phase]);
     *o->p++ = '"';
     if (snap->phase == PROGRESS_PHASE_NONE) return;   /* nothing reported */
     const char * const nul = memchr(snap->text, '\0', sizeof snap->text);
@@ -173,9 +201,9 @@ static void put_work(out *o, const progress_snapshot *snap)
 
 static void render_object(out *o, const progress_snapshot *snap, const object_syntax *syn)
 {
-    put_str(o, syn->open.s, syn->open.len);
-    put_state_name(o, snap->state);
-    put_str(o, syn->state_end.s, syn->state_end.len);
+    put_piece(o, &syn->open);
+    put_piece(o, state_name(snap->state));
+    put_piece(o, &syn->state_end);
     if (snap->state != PROGRESS_STARTING) {
         if (snap->state == PROGRESS_ERROR) put_field(o, &syn->status, snap->status);
         put_field(o, &syn->received, snap->received);
@@ -186,7 +214,7 @@ static void render_object(out *o, const progress_snapshot *snap, const object_sy
         }
         if (syn->work) put_work(o, snap);
     }
-    put_str(o, syn->close.s, syn->close.len);
+    put_piece(o, &syn->close);
 }
 
 /* lighttpd 1.4's module answered an id it did not know in plain text. */
@@ -202,14 +230,15 @@ static void render_xml(out *o, const progress_snapshot *snap)
     PUT_ELEMENT(o, "size", snap->size);
     PUT_ELEMENT(o, "received", snap->received);
     PUT_LITERAL(o, "<state>");
-    put_state_name(o, snap->state);
+    put_piece(o, state_name(snap->state));
     PUT_LITERAL(o, "</state>");
     if (snap->state == PROGRESS_ERROR) PUT_ELEMENT(o, "status", (int64_t)snap->status);
     PUT_LITERAL(o, "</upload>");
 }
 
 /* The longest answers: every number at its longest (19 digits; a status
- * 10), in the longest state name. */
+ * 10), in the longest state name; and after them the padding of the last
+ * part (put_piece). */
 #define LONGEST_JSON (sizeof("{\"state\":\"uploading\",\"status\":,\"received\":," \
                              "\"size\":,\"speed\":,\"eta\":,\"phase\":\"processing\"," \
                              "\"stage\":\"\",\"percent\":100}") - 1 + 10 + 4 * 19 \
@@ -219,9 +248,11 @@ static void render_xml(out *o, const progress_snapshot *snap)
 #define LONGEST_XML (sizeof("<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><upload>" \
                             "<size></size><received></received><state>uploading</state>" \
                             "<status></status></upload>") - 1 + 10 + 2 * 19)
-_Static_assert(PROGRESS_CALLBACK_MAX + sizeof("();") - 1 + LONGEST_JSON <= PROGRESS_RENDER_MAX,
+_Static_assert(PROGRESS_CALLBACK_MAX + sizeof("();") - 1 + LONGEST_JSON + PIECE_ROOM
+               <= PROGRESS_RENDER_MAX,
                "PROGRESS_RENDER_MAX must hold the longest JSONP answer");
-_Static_assert(LONGEST_LEGACY <= PROGRESS_RENDER_MAX && LONGEST_XML <= PROGRESS_RENDER_MAX,
+_Static_assert(LONGEST_LEGACY + PIECE_ROOM <= PROGRESS_RENDER_MAX
+               && LONGEST_XML + PIECE_ROOM <= PROGRESS_RENDER_MAX,
                "PROGRESS_RENDER_MAX must hold the longest legacy and XML answers");
 
 size_t progress_render(const progress_snapshot *snap, progress_format format,

@@ -42,7 +42,8 @@ int64_t progress_eta(const progress_snapshot *snap);
  * returns its length; *content_type gets the answer's media type.  A
  * buffer of PROGRESS_RENDER_MAX bytes always has room; with less, or a
  * callback longer than PROGRESS_CALLBACK_MAX, nothing is written and 0
- * is returned.  A callback (callback_len > 0, already checked with
+ * is returned.  Bytes of buf after the answer may be overwritten (with
+ * NUL bytes).  A callback (callback_len > 0, already checked with
  * progress_callback_is_valid()) asks for JSONP: the JSON answer wrapped as
  * callback(...); whatever the format, since only a script can read it.
  * doc/mod_uploadprogress.md lists every answer of every format. */

@@ -101,7 +101,7 @@ progress_table *progress_table_attach(void *mem, uint32_t max_entries);
  * by hand whenever either changes, so that a block laid out by another
  * build is never attached (progress_region keeps it with the slot's size
  * in its header). */
-#define PROGRESS_TABLE_LAYOUT 2
+#define PROGRESS_TABLE_LAYOUT 3
 size_t progress_table_slot_bytes(void);
 
 /* Destroys the lock: only for a table no other process can still use

@@ -15,22 +15,27 @@
 
 typedef enum { ID_FOUND, ID_MISSING, ID_MALFORMED } id_lookup;
 
-/* The header wins over the query parameter. */
-static inline id_lookup request_progress_id(const request_st * const r, progress_id * const id)
+/* The header wins over the query parameter (v, vlen: its value in r's
+ * query; v NULL if none). */
+static inline id_lookup progress_id_of(const request_st * const r, const char *v, size_t vlen, progress_id * const id)
 {
     const buffer * const h = http_header_request_get(r, HTTP_HEADER_OTHER,
                                CONST_STR_LEN(PROGRESS_ID_NAME));
-    const char *v;
-    size_t vlen;
     if (NULL != h) {
         v = h->ptr;
         vlen = buffer_clen(h);
-    } else {
-        v = progress_id_find_in_query(r->uri.query.ptr,
-                                      buffer_clen(&r->uri.query), &vlen);
-        if (NULL == v) return ID_MISSING;
+    } else if (NULL == v) {
+        return ID_MISSING;
     }
     return 0 == progress_id_parse(v, vlen, id) ? ID_FOUND : ID_MALFORMED;
+}
+
+static inline id_lookup request_progress_id(const request_st * const r, progress_id * const id)
+{
+    size_t vlen = 0;
+    const char * const v =
+      progress_id_find_in_query(r->uri.query.ptr, buffer_clen(&r->uri.query), &vlen);
+    return progress_id_of(r, v, vlen, id);
 }
 
 #endif
