@@ -69,6 +69,12 @@ struct progress_table {
     uint32_t repair_from;
     uint32_t repair_to;
     uint32_t writing;
+    /* An entry changed in place (an update, a finish, a report, a dead
+     * owner's failure): 1 + its slot while it is being changed, and its
+     * value from before, which the next holder puts back should this one
+     * die in the middle, so that nobody ever reads a change half made. */
+    uint32_t undo_at;
+    struct slot undo;
     /* Slots the last begin visited (see progress_table_begin_visits). */
     uint32_t begin_visits;
     /* Where the next eviction looks from. */
@@ -271,6 +277,38 @@ static void journal_close(progress_table *t)
 {
     store_fence();
     t->writing = t->repair_from = 0;
+}
+
+/* Opens a change of the entry in slot i in place: its value is kept for
+ * the next holder of the lock, then readers are warned. */
+static void change_begin(progress_table *t, uint32_t i)
+{
+    t->undo = *slot_at(t, i);
+    store_fence();
+    t->undo_at = i + 1;
+    store_fence();
+    slot_write_begin(t, i);
+    if (progress_table_write_hook)
+        progress_table_write_hook(slot_at(t, i), sizeof(struct slot));
+}
+
+static void change_end(progress_table *t, uint32_t i)
+{
+    slot_write_end(t, i);
+    t->undo_at = 0;
+}
+
+/* Puts back the entry a death left half changed (again, if a death cut
+ * this short too: undo_at stays until it is whole). */
+static void undo_change(progress_table *t)
+{
+    const uint32_t i = t->undo_at - 1;
+    slot_write_begin(t, i);
+    if (progress_table_write_hook)
+        progress_table_write_hook(slot_at(t, i), sizeof(struct slot));
+    *slot_at(t, i) = t->undo;
+    slot_write_end(t, i);
+    t->undo_at = 0;
 }
 
 #define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
@@ -499,6 +537,7 @@ static void repair(progress_table *t)
         atomic_thread_fence(memory_order_seq_cst);
     }
     close_cut_writes(t);
+    if (t->undo_at != 0) undo_change(t);
     if (t->repair_from != 0) {
         const uint32_t from = t->repair_from - 1, to = t->repair_to - 1;
         if (t->writing != 0) repair_write(t, t->writing - 1, NULL);
@@ -629,13 +668,13 @@ void progress_table_update(progress_table *t, const progress_id *id,
     const uint32_t i = probe(t, id, home, &found);
     struct slot * const s = slot_at(t, i);
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
-        slot_write_begin(t, i);
+        change_begin(t, i);
         if ((uint32_t)now != s->updated)
             s->received = base;  /* the speed is measured from here */
         update_speed(s, received, now);
         s->received = received;
         s->size = size;
-        slot_write_end(t, i);
+        change_end(t, i);
     }
     table_unlock(t);
 }
@@ -698,7 +737,7 @@ int progress_table_finish(progress_table *t, const progress_id *id,
     struct slot * const s = slot_at(t, i);
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         note_expiry(t, expires);
-        slot_write_begin(t, i);
+        change_begin(t, i);
         s->status = (uint16_t)fin->status;
         s->size = fin->size;
         s->received = fin->received;
@@ -709,7 +748,7 @@ int progress_table_finish(progress_table *t, const progress_id *id,
             end_work(t, s, fin->state);
         }
         end_in_flight(s, fin->state, expires);
-        slot_write_end(t, i);
+        change_end(t, i);
         finished = 1;
     }
     table_unlock(t);
@@ -876,7 +915,7 @@ progress_report_result progress_table_report(progress_table *t,
     } else if (!work_open(s, now)) {
         result = PROGRESS_REPORT_FINISHED;
     } else {
-        slot_write_begin(t, i);
+        change_begin(t, i);
         if (PROGRESS_PHASE_PROCESSING == phase) {
             set_work(t, s, phase, percent, text, text_len);
         } else {
@@ -887,7 +926,7 @@ progress_report_result progress_table_report(progress_table *t,
                 s->expires = expires;
             }
         }
-        slot_write_end(t, i);
+        change_end(t, i);
     }
     table_unlock(t);
     return result;
@@ -948,11 +987,11 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
         struct slot * const s = slot_at(t, i);
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
             note_expiry(t, expires);
-            slot_write_begin(t, i);
+            change_begin(t, i);
             s->status = (uint16_t)status;
             end_work(t, s, PROGRESS_ERROR);
             end_in_flight(s, PROGRESS_ERROR, expires);
-            slot_write_end(t, i);
+            change_end(t, i);
             ++failed;
         }
     }

@@ -200,7 +200,8 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
 uint32_t progress_table_begin_visits(progress_table *t);
 
 /* For tests only: called under the lock just before each write to a slot
- * that the journal records (an insert, a shift, a repair's), with the
+ * that the journal records (an insert, a shift, a repair's) or that can
+ * be undone (a change in place, and its undoing), with the
  * slot (len bytes), so that a test can tear the write and kill the
  * process there.  NULL (no call) unless a test sets it. */
 extern void (*progress_table_write_hook)(void *dst, size_t len);
