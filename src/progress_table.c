@@ -700,8 +700,8 @@ static int work_open(const struct slot *s, int64_t now)
 }
 
 /* Text first, the phase last (a report's writes are in place, without the
- * journal): a death between them leaves a text that readers check anyway
- * (progress_render), never a phase without its text. */
+ * journal, and undone by the next holder if this one dies among them;
+ * readers check the text all the same: progress_render). */
 static void set_work(progress_table *t, struct slot *s, progress_phase phase, int percent,
                      const char *text, size_t len)
 {
