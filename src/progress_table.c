@@ -91,7 +91,9 @@ struct progress_table {
      * without the lock must not trust (see read_once()).  Bumped to odd
      * when a repair begins and to even when it ends.  A line of its own:
      * every lock-free read loads it, and the holders of the lock write the
-     * line above. */
+     * line above.  Made odd for good, too, by a lock call that fails: the
+     * table is then done without, and readers fail on the lock as writers
+     * do (they never answer from a table nobody can write). */
     _Alignas(64) atomic_uint repairs;
     /* the slots follow, from the first page boundary after this header */
 };
@@ -205,6 +207,7 @@ static int table_lock(progress_table *t)
     }
     if (rc == 0) return 0;
     atomic_fetch_add_explicit(&t->lock_failures, 1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&t->repairs, 1, memory_order_relaxed);
     return -1;
 }
 
