@@ -115,8 +115,8 @@ typedef struct {
 
     progress_counters *counters;  /* in the region */
     /* what this process last put into plugin_stats: the counts, then the
-     * entries and the open work */
-    unsigned long published[PROGRESS_COUNT_N + 2];
+     * entries, the open work and the table's lock calls */
+    unsigned long published[PROGRESS_COUNT_N + 3];
 } plugin_data;
 
 static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
@@ -347,6 +347,9 @@ static void mod_uploadprogress_publish_counts(plugin_data * const p, const int a
     const unsigned long processing = progress_table_open_work(p->table);
     if (count_to_publish(p, PROGRESS_COUNT_N + 1, processing, always))
         stats_set(CONST_STR_LEN("uploadprogress.processing"), processing);
+    const unsigned long locks = progress_table_locks(p->table);
+    if (count_to_publish(p, PROGRESS_COUNT_N + 2, locks, always))
+        stats_set(CONST_STR_LEN("uploadprogress.table_locks"), locks);
 }
 
 /* The count of event streams: the old generation's streams end with it,

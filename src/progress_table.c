@@ -71,6 +71,12 @@ struct progress_table {
     uint32_t repair_from;
     uint32_t repair_to;
     uint32_t writing;
+    /* An entry changed in place (an update, a finish, a report, a dead
+     * owner's failure): 1 + its slot while it is being changed, and its
+     * value from before, which the next holder puts back should this one
+     * die in the middle, so that nobody ever reads a change half made. */
+    uint32_t undo_at;
+    struct slot undo;
     /* Slots the last begin visited (see progress_table_begin_visits). */
     uint32_t begin_visits;
     /* Where the next eviction looks from. */
@@ -81,13 +87,26 @@ struct progress_table {
      * off (it never goes below 0). */
     uint32_t open_work;
     atomic_uint lock_failures;
+    atomic_ulong locks;  /* table_lock() calls, in any process */
+    /* Odd while a repair is under way (or was cut short by a death): a
+     * repair may leave a hole in a probe run for a moment, which a reader
+     * without the lock must not trust (see read_once()).  Bumped to odd
+     * when a repair begins and to even when it ends.  A line of its own:
+     * every lock-free read loads it, and the holders of the lock write the
+     * line above.  Made odd for good, too, by a lock call that fails: the
+     * table is then done without, and readers fail on the lock as writers
+     * do (they never answer from a table nobody can write). */
+    _Alignas(64) atomic_uint repairs;
     /* the slots follow, from the first page boundary after this header */
 };
 
 /* Slots per group: the slots that fit in one page (42 of 96 bytes; the
- * page's last 64 bytes are left empty), so that a group is one page. */
+ * page's last 64 bytes hold the group's sequence count), so that a group
+ * is one page. */
 enum { GROUP = PAGE / sizeof(struct slot) };
 _Static_assert(GROUP >= 32 && GROUP <= 255, "a group's count should fit in a byte");
+_Static_assert(PAGE - GROUP * sizeof(struct slot) >= sizeof(atomic_uint),
+               "a group's page should have room for its sequence count");
 
 /* The slots begin on a page of their own, so that each group of them is
  * one page when the table is page-aligned (as a mapping is). */
@@ -108,6 +127,17 @@ static uint32_t slots_for(uint32_t max_entries)
 static uint32_t groups_for(uint32_t nslots)
 {
     return (nslots + GROUP - 1) / GROUP;
+}
+
+/* The sequence count of group g (a seqlock that readers without the lock
+ * check their copies against): even while its slots are at rest, odd
+ * while one is being written (see slot_write_begin()).  It lies in the
+ * group's own page, after its slots, so a reader reads it only where it
+ * reads slots: a group without entries is never looked into. */
+static atomic_uint *group_seq(const progress_table *t, uint32_t g)
+{
+    char * const page = (char *)(uintptr_t)t + SLOTS_AT + (size_t)g * PAGE;
+    return (atomic_uint *)(void *)(page + GROUP * sizeof(struct slot));
 }
 
 size_t progress_table_bytes(uint32_t max_entries)
@@ -171,6 +201,7 @@ static void repair(progress_table *t);
 static int table_lock(progress_table *t)
 {
     int rc = pthread_mutex_lock(&t->lock);
+    atomic_fetch_add_explicit(&t->locks, 1, memory_order_relaxed);
     if (rc == EOWNERDEAD) {
         repair(t);
         rc = pthread_mutex_consistent(&t->lock);
@@ -178,6 +209,7 @@ static int table_lock(progress_table *t)
     }
     if (rc == 0) return 0;
     atomic_fetch_add_explicit(&t->lock_failures, 1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&t->repairs, 1, memory_order_relaxed);
     return -1;
 }
 
@@ -192,6 +224,30 @@ static void table_unlock(progress_table *t)
 static void store_fence(void)
 {
     atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* Marks a write to slot i as under way for readers without the lock: its
+ * group's sequence count goes odd before any byte of the slot changes
+ * (the count is raised before an entry is stored in a group, so an odd
+ * count is always in a group whose count says it holds entries). */
+static void slot_write_begin(progress_table *t, uint32_t i)
+{
+    atomic_uint * const seq = group_seq(t, i / GROUP);
+    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
+
+/* Ends it: every byte of the slot is stored before the count goes even,
+ * and the count before whatever the writer stores next (a group count
+ * lowered after its slot is emptied). */
+static void slot_write_end(progress_table *t, uint32_t i)
+{
+    atomic_uint * const seq = group_seq(t, i / GROUP);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
 }
 
 /* Opens a write of the slots from `from` up to the free slot `to` that
@@ -211,13 +267,14 @@ static void journal_writing(progress_table *t, uint32_t i)
 {
     t->writing = i + 1;
     store_fence();
+    slot_write_begin(t, i);
     if (progress_table_write_hook)
         progress_table_write_hook(slot_at(t, i), sizeof(struct slot));
 }
 
 static void journal_written(progress_table *t)
 {
-    store_fence();
+    slot_write_end(t, t->writing - 1);
     t->writing = 0;
 }
 
@@ -225,6 +282,38 @@ static void journal_close(progress_table *t)
 {
     store_fence();
     t->writing = t->repair_from = 0;
+}
+
+/* Opens a change of the entry in slot i in place: its value is kept for
+ * the next holder of the lock, then readers are warned. */
+static void change_begin(progress_table *t, uint32_t i)
+{
+    t->undo = *slot_at(t, i);
+    store_fence();
+    t->undo_at = i + 1;
+    store_fence();
+    slot_write_begin(t, i);
+    if (progress_table_write_hook)
+        progress_table_write_hook(slot_at(t, i), sizeof(struct slot));
+}
+
+static void change_end(progress_table *t, uint32_t i)
+{
+    slot_write_end(t, i);
+    t->undo_at = 0;
+}
+
+/* Puts back the entry a death left half changed (again, if a death cut
+ * this short too: undo_at stays until it is whole). */
+static void undo_change(progress_table *t)
+{
+    const uint32_t i = t->undo_at - 1;
+    slot_write_begin(t, i);
+    if (progress_table_write_hook)
+        progress_table_write_hook(slot_at(t, i), sizeof(struct slot));
+    *slot_at(t, i) = t->undo;
+    slot_write_end(t, i);
+    t->undo_at = 0;
 }
 
 /* The 128-bit product of a and b, its halves in *a (low) and *b (high). */
@@ -422,6 +511,18 @@ static void recount_group(progress_table *t, uint32_t g)
     group_entries(t)[g] = n;
 }
 
+/* Makes even every group's sequence count that a death left odd (only a
+ * group with entries can have one: see slot_write_begin()). */
+static void close_cut_writes(progress_table *t)
+{
+    for (uint32_t g = 0; g < groups_for(t->nslots); ++g) {
+        if (group_entries(t)[g] == 0) continue;   /* not read */
+        atomic_uint * const seq = group_seq(t, g);
+        const unsigned int n = atomic_load_explicit(seq, memory_order_relaxed);
+        if (n % 2) atomic_store_explicit(seq, n + 1, memory_order_relaxed);
+    }
+}
+
 /* After a death inside the lock.  A write left half done disturbed only
  * the slots from the journal's `from` up to `to`, the free slot that ended
  * their probe run when it began.  Empty the slot that was being
@@ -433,9 +534,20 @@ static void recount_group(progress_table *t, uint32_t g)
  * state this same repair fixes: the journal stays open until the end, the
  * walk does not depend on where free slots are, and settle never empties
  * a slot before the entry is whole elsewhere.  So a death inside a repair
- * is repaired by the next one. */
+ * is repaired by the next one.  Readers without the lock are told to keep
+ * away for the while (t->repairs odd; a repair cut short leaves it odd
+ * for the next one), and the sequence counts a dead writer left odd are
+ * made even first, so that its half-written slot reads as what the
+ * repair leaves of it. */
 static void repair(progress_table *t)
 {
+    const unsigned int repairs = atomic_load_explicit(&t->repairs, memory_order_relaxed);
+    if (repairs % 2 == 0) {
+        atomic_store_explicit(&t->repairs, repairs + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    close_cut_writes(t);
+    if (t->undo_at != 0) undo_change(t);
     if (t->repair_from != 0) {
         const uint32_t from = t->repair_from - 1, to = t->repair_to - 1;
         if (t->writing != 0) repair_write(t, t->writing - 1, NULL);
@@ -451,6 +563,8 @@ static void repair(progress_table *t)
         count += group_entries(t)[g];
     t->count = count;
     journal_close(t);
+    atomic_thread_fence(memory_order_release);
+    atomic_fetch_add_explicit(&t->repairs, 1, memory_order_relaxed);
 }
 
 /* Makes room in a full table: frees the finished entry that expires first
@@ -514,7 +628,6 @@ progress_begin_result progress_table_begin(progress_table *t,
         const uint32_t to = found ? run_end(t, next_slot(t, i)) : i;
         if (found) visits += slots_from_to(t, i, to) - 1;
         journal_open(t, i, to);
-        journal_writing(t, i);
         if (!found) {
             ++group_entries(t)[i / GROUP];
             ++t->count;
@@ -522,11 +635,13 @@ progress_begin_result progress_table_begin(progress_table *t,
         } else if (PROGRESS_PHASE_PROCESSING == slot_at(t, i)->phase) {
             work_closed(t);   /* a timed-out work's id, taken over */
         }
+        journal_writing(t, i);
         *slot_at(t, i) = (struct slot){ .id = *id, .size = size,
                                      .expires = NO_EXPIRY, .updated = (uint32_t)now,
                                      .owner_pid = owner_pid, .owner_ref = owner_ref,
                                      .home = home, .state = PROGRESS_UPLOADING,
                                      .percent = PROGRESS_PERCENT_UNKNOWN };
+        journal_written(t);
         journal_close(t);
     }
     t->begin_visits = visits;
@@ -561,13 +676,16 @@ void progress_table_update(progress_table *t, const progress_id *id,
     int found;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return;
-    struct slot * const s = slot_at(t, probe(t, id, home, &found));
+    const uint32_t i = probe(t, id, home, &found);
+    struct slot * const s = slot_at(t, i);
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
+        change_begin(t, i);
         if ((uint32_t)now != s->updated)
             s->received = base;  /* the speed is measured from here */
         update_speed(s, received, now);
         s->received = received;
         s->size = size;
+        change_end(t, i);
     }
     table_unlock(t);
 }
@@ -593,8 +711,8 @@ static int work_open(const struct slot *s, int64_t now)
 }
 
 /* Text first, the phase last (a report's writes are in place, without the
- * journal): a death between them leaves a text that readers check anyway
- * (progress_render), never a phase without its text. */
+ * journal, and undone by the next holder if this one dies among them;
+ * readers check the text all the same: progress_render). */
 static void set_work(progress_table *t, struct slot *s, progress_phase phase, int percent,
                      const char *text, size_t len)
 {
@@ -626,9 +744,11 @@ int progress_table_finish(progress_table *t, const progress_id *id,
     int found, finished = 0;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return -1;
-    struct slot * const s = slot_at(t, probe(t, id, home, &found));
+    const uint32_t i = probe(t, id, home, &found);
+    struct slot * const s = slot_at(t, i);
     if (found && slot_owned_by(s, owner_pid, owner_ref)) {
         note_expiry(t, expires);
+        change_begin(t, i);
         s->status = (uint16_t)fin->status;
         s->size = fin->size;
         s->received = fin->received;
@@ -639,6 +759,7 @@ int progress_table_finish(progress_table *t, const progress_id *id,
             end_work(t, s, fin->state);
         }
         end_in_flight(s, fin->state, expires);
+        change_end(t, i);
         finished = 1;
     }
     table_unlock(t);
@@ -654,41 +775,140 @@ static void timed_out(progress_snapshot *out)
     memcpy(out->text, message, sizeof message);
 }
 
-int progress_table_lookup(progress_table *t, const progress_id *id,
-                          int64_t now, progress_snapshot *out)
+/* The answer for the entry s (a copy, or the slot under the lock) at now:
+ * 1 and *out, or 0 if it has expired. */
+static int snapshot_of(const struct slot *s, int64_t now, progress_snapshot *out)
+{
+    if (slot_expired(s, now)) return 0;
+    const int in_flight = slot_in_flight(s);
+    *out = (progress_snapshot){ .state = (progress_state)s->state,
+                                .status = s->status, .size = s->size,
+                                .received = s->received,
+                                .speed = in_flight ? s->speed : 0,
+                                .owner_pid = s->owner_pid,
+                                .owner_ref = s->owner_ref,
+                                .phase = (progress_phase)s->phase,
+                                .percent = s->percent,
+                                .deadline = in_flight ? 0 : s->deadline };
+    if (PROGRESS_PHASE_NONE != s->phase) {   /* (else the text is "") */
+        memcpy(out->text, s->text, sizeof s->text);
+        if (PROGRESS_PHASE_PROCESSING == s->phase && !in_flight && now > s->deadline)
+            timed_out(out);
+    }
+    return 1;
+}
+
+static int lookup_locked(progress_table *t, const progress_id *id, uint32_t home,
+                         int64_t now, progress_snapshot *out)
 {
     int found;
-    const uint32_t home = home_slot(t, id);
-    if (table_lock(t) != 0) {
-        *out = (progress_snapshot){ .state = PROGRESS_STARTING,
-                                    .size = -1, .received = -1 };
-        return -1;
-    }
+    if (table_lock(t) != 0) return -1;
     const struct slot * const s = slot_at(t, probe(t, id, home, &found));
-    found = found && !slot_expired(s, now);
-    if (found) {
-        const int in_flight = slot_in_flight(s);
-        *out = (progress_snapshot){ .state = (progress_state)s->state,
-                                    .status = s->status, .size = s->size,
-                                    .received = s->received,
-                                    .speed = in_flight ? s->speed : 0,
-                                    .owner_pid = s->owner_pid,
-                                    .owner_ref = s->owner_ref,
-                                    .phase = (progress_phase)s->phase,
-                                    .percent = s->percent,
-                                    .deadline = in_flight ? 0 : s->deadline };
-        if (PROGRESS_PHASE_NONE != s->phase) {   /* (else the text is "") */
-            memcpy(out->text, s->text, sizeof s->text);
-            if (PROGRESS_PHASE_PROCESSING == s->phase && !in_flight && now > s->deadline)
-                timed_out(out);
-        }
-    }
+    found = found && snapshot_of(s, now, out);
     table_unlock(t);
-    if (!found) *out = (progress_snapshot){ .state = PROGRESS_STARTING,
-                                            .size = -1, .received = -1 };
     return found;
 }
 
+/* A read without the lock: the groups of slots it has looked into, each
+ * with its sequence count as it was before the read looked (see
+ * read_once()).  A probe run rarely leaves its home group. */
+enum { READ_GROUPS = 4 };
+struct read_view {
+    uint32_t groups;
+    uint32_t group[READ_GROUPS];
+    unsigned int seq[READ_GROUPS];
+};
+
+/* Takes group g into the view (once): 0 if a write to it is under way, or
+ * the view is full; the read is then given up. */
+static int view_enter(const progress_table *t, struct read_view *v, uint32_t g)
+{
+    if (v->groups > 0 && v->group[v->groups - 1] == g) return 1;
+    if (v->groups == READ_GROUPS) return 0;
+    const unsigned int seq = atomic_load_explicit(group_seq(t, g), memory_order_acquire);
+    if (seq % 2) return 0;
+    v->group[v->groups] = g;
+    v->seq[v->groups++] = seq;
+    return 1;
+}
+
+/* Whether no write has touched the groups of the view since the read
+ * looked into them, nor has a repair begun since `repairs` was read: then
+ * every slot the read saw was as it saw it, all at one moment. */
+static int view_still(const progress_table *t, const struct read_view *v,
+                      unsigned int repairs)
+{
+    atomic_thread_fence(memory_order_acquire);
+    for (uint32_t k = 0; k < v->groups; ++k)
+        if (atomic_load_explicit(group_seq(t, v->group[k]), memory_order_relaxed) != v->seq[k])
+            return 0;
+    return atomic_load_explicit(&t->repairs, memory_order_relaxed) == repairs;
+}
+
+/* A group's count, read without the lock (the holder may be changing it). */
+static uint8_t group_entries_now(const progress_table *t, uint32_t g)
+{
+    return ((const volatile uint8_t *)group_entries(t))[g];
+}
+
+/* One lookup without the lock (a seqlock read): probes as probe() does,
+ * copying the slot found, then checks that no write touched the groups it
+ * read meanwhile.  A writer holds each group's count odd while it writes
+ * one of its slots, so a slot read in the middle of a write, or a probe
+ * run changed under the read (a shift), fails the check.  A writer that
+ * died in the middle of a write leaves its group's count odd: the read
+ * fails until the next holder of the lock repairs.  Between writes the
+ * slots always let a probe find every entry (a shift copies an entry
+ * before it clears its old slot), except during a repair: then reads fail
+ * (t->repairs odd or changed).  A group whose count says no entries is
+ * not read at all, and ends the probe (its slots are all free).  Returns
+ * 1 (found, *out filled), 0 (no such entry, or expired), -1 (try again). */
+static int read_once(const progress_table *t, const progress_id *id, uint32_t home,
+                     int64_t now, progress_snapshot *out)
+{
+    const unsigned int repairs = atomic_load_explicit(&t->repairs, memory_order_acquire);
+    if (repairs % 2) return -1;
+    struct read_view v = { .groups = 0 };
+    struct slot copy;
+    int found = -1;   /* (a run as long as the table: only a torn read sees one) */
+    for (uint32_t looked = 0, i = home; found < 0 && looked < t->nslots;
+         ++looked, i = next_slot(t, i)) {
+        const uint32_t g = i / GROUP;
+        if (group_entries_now(t, g) == 0) {
+            found = 0;
+        } else if (!view_enter(t, &v, g)) {
+            return -1;
+        } else {
+            const struct slot * const s = slot_at(t, i);
+            if (s->state == SLOT_FREE) {
+                found = 0;
+            } else if (progress_id_equal(&s->id, id)) {
+                memcpy(&copy, s, sizeof copy);
+                found = 1;
+            }
+        }
+    }
+    if (found < 0 || !view_still(t, &v, repairs)) return -1;
+    return found && snapshot_of(&copy, now, out);
+}
+
+/* Tries without the lock this many times, then waits for the lock: a
+ * writer that holds a group's count odd for long is dead (its lock's
+ * next holder repairs) or slow, and either way the lock gets the answer. */
+enum { READ_TRIES = 64 };
+
+int progress_table_lookup(progress_table *t, const progress_id *id,
+                          int64_t now, progress_snapshot *out)
+{
+    const uint32_t home = home_slot(t, id);
+    int found = -1;
+    for (int tries = 0; found < 0 && tries < READ_TRIES; ++tries)
+        found = read_once(t, id, home, now, out);
+    if (found < 0) found = lookup_locked(t, id, home, now, out);
+    if (found <= 0) *out = (progress_snapshot){ .state = PROGRESS_STARTING,
+                                                .size = -1, .received = -1 };
+    return found;
+}
 progress_report_result progress_table_report(progress_table *t,
                                              const progress_id *id,
                                              progress_phase phase, int percent,
@@ -699,20 +919,25 @@ progress_report_result progress_table_report(progress_table *t,
     progress_report_result result = PROGRESS_REPORT_OK;
     const uint32_t home = home_slot(t, id);
     if (table_lock(t) != 0) return PROGRESS_REPORT_NO_LOCK;
-    struct slot * const s = slot_at(t, probe(t, id, home, &found));
+    const uint32_t i = probe(t, id, home, &found);
+    struct slot * const s = slot_at(t, i);
     if (!found || slot_expired(s, now)) {
         result = PROGRESS_REPORT_UNKNOWN;
     } else if (!work_open(s, now)) {
         result = PROGRESS_REPORT_FINISHED;
-    } else if (PROGRESS_PHASE_PROCESSING == phase) {
-        set_work(t, s, phase, percent, text, text_len);
     } else {
-        set_work(t, s, phase, PROGRESS_PERCENT_UNKNOWN, NULL != text ? text : "",
-                 NULL != text ? text_len : 0);
-        if (!slot_in_flight(s)) {   /* (else its finish sets the expiry) */
-            note_expiry(t, expires);
-            s->expires = expires;
+        change_begin(t, i);
+        if (PROGRESS_PHASE_PROCESSING == phase) {
+            set_work(t, s, phase, percent, text, text_len);
+        } else {
+            set_work(t, s, phase, PROGRESS_PERCENT_UNKNOWN, NULL != text ? text : "",
+                     NULL != text ? text_len : 0);
+            if (!slot_in_flight(s)) {   /* (else its finish sets the expiry) */
+                note_expiry(t, expires);
+                s->expires = expires;
+            }
         }
+        change_end(t, i);
     }
     table_unlock(t);
     return result;
@@ -773,9 +998,11 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
         struct slot * const s = slot_at(t, i);
         if (slot_in_flight(s) && s->owner_pid == owner_pid) {
             note_expiry(t, expires);
+            change_begin(t, i);
             s->status = (uint16_t)status;
             end_work(t, s, PROGRESS_ERROR);
             end_in_flight(s, PROGRESS_ERROR, expires);
+            change_end(t, i);
             ++failed;
         }
     }
@@ -825,6 +1052,11 @@ uint32_t progress_table_begin_visits(progress_table *t)
 uint32_t progress_table_open_work(progress_table *t)
 {
     return read_locked(t, &t->open_work);
+}
+
+unsigned long progress_table_locks(progress_table *t)
+{
+    return atomic_load_explicit(&t->locks, memory_order_relaxed);
 }
 
 uint32_t progress_table_lock_failures(progress_table *t)

@@ -5,8 +5,15 @@
  *   progress_table_bytes(max_entries) bytes (page-aligned for the promise
  *   on pages below; any alignment of 16 works); it allocates nothing and holds
  *   no pointers, so the block may be a MAP_SHARED mapping used by several
- *   processes at once (each call takes a process-shared robust mutex kept
- *   in the block).
+ *   processes at once (each call that writes takes a process-shared robust
+ *   mutex kept in the block).
+ * - Lookups take no lock: they read the slots and check a sequence count
+ *   per page of slots (a seqlock) that every writer holds odd while it
+ *   writes there; a read that overlapped a write is tried again, and after
+ *   64 tries (a writer dead in the middle of a write, or a slow one) it
+ *   waits for the lock, whose next holder repairs.  So a lookup answers
+ *   an entry as it was at one moment, never a torn one, and never waits
+ *   on a live writer unless it keeps losing that race.
  * - Pages: a page of slots that no entry has touched is never read, by
  *   lookups, probes, the sweep, eviction or repair (each page holds 42
  *   slots, and a count per page says whether it holds entries).  So
@@ -58,7 +65,7 @@ typedef enum progress_state {
     PROGRESS_ERROR
 } progress_state;
 
-/* A copy of one entry, taken under the lock. */
+/* A copy of one entry, as it was at one moment. */
 typedef struct progress_snapshot {
     progress_state state;
     int status;          /* final HTTP status once finished, else 0 */
@@ -193,10 +200,15 @@ uint32_t progress_table_fail_owner(progress_table *t, int32_t owner_pid,
 uint32_t progress_table_begin_visits(progress_table *t);
 
 /* For tests only: called under the lock just before each write to a slot
- * that the journal records (an insert, a shift, a repair's), with the
+ * that the journal records (an insert, a shift, a repair's) or that can
+ * be undone (a change in place, and its undoing), with the
  * slot (len bytes), so that a test can tear the write and kill the
  * process there.  NULL (no call) unless a test sets it. */
 extern void (*progress_table_write_hook)(void *dst, size_t len);
+
+/* Calls that took the lock since the table was laid out, in any process:
+ * writes, and the rare lookup that fell back on it. */
+unsigned long progress_table_locks(progress_table *t);
 
 /* Lock calls that failed since the table was laid out, in any process
  * (EOWNERDEAD is not a failure: it is repaired). */

@@ -43,6 +43,8 @@ def expect_everywhere(server, expected, reads=8, timeout=10.0):
     for _ in range(reads):
         while True:
             seen, worker = statistics_on_new_connection(server)
+            # (the table's lock calls: counted by the test below)
+            assert seen.pop("uploadprogress.table_locks") >= 0
             if seen == expected:
                 workers.add(worker)
                 break
@@ -112,3 +114,26 @@ def test_the_uploads_of_a_worker_that_dies_count_as_errors(make_server):
     up.close()
     # the watcher ends them; the workers (the new one too) show it
     expect_everywhere(server, counts(tracked=1, error=1, entries=1), reads=4)
+
+
+def test_polls_take_no_lock_of_the_table(make_server):
+    """uploadprogress.table_locks counts the table's lock calls: writes
+    (an upload's begin, updates and end, the sweep each second) take it,
+    polls do not (they read without it)."""
+    server = make_server(config(1), modules=("mod_uploadprogress", "mod_cgi", "mod_status"))
+    running = SlowUpload(server.port, "/sink.cgi", size=2000, pid=ID_RUNNING)
+    running.send(500)
+    server.wait_for(ID_RUNNING, lambda a: a.get("received") == 500)
+    before = statistics_on_new_connection(server)[0]
+    polls = 300
+    for _ in range(polls):
+        assert server.poll(ID_RUNNING)[0]["received"] == 500
+    after = before
+    while after["uploadprogress.polls"] < before["uploadprogress.polls"] + polls:
+        time.sleep(0.05)
+        after = statistics_on_new_connection(server)[0]
+    # a lock call a second or so (the sweep, the page's own counts), not one a poll
+    assert after["uploadprogress.table_locks"] - before["uploadprogress.table_locks"] < polls / 3
+    running.send(1500)
+    assert running.response()[0] == 200
+    running.close()

@@ -1275,6 +1275,241 @@ START_TEST(a_death_inside_a_report_leaves_answers_valid)
 }
 END_TEST
 
+/* --- reads without the lock --- */
+
+/* Lookups take no lock: polls do not queue behind writers. */
+START_TEST(lookups_take_no_lock)
+{
+    table = new_table(64);
+    ck_assert_int_eq(begin(table, 1, 100, 1, 0), PROGRESS_BEGIN_OK);
+    ck_assert_int_eq(finish(table, 1, 1, PROGRESS_DONE, 200, 10), 1);
+    ck_assert_int_eq(begin(table, 2, 100, 2, 0), PROGRESS_BEGIN_OK);
+    const unsigned long locks = progress_table_locks(table);
+    for (uint32_t n = 0; n < 1000; ++n)
+        get(table, n % 3 + 1, 0);
+    ck_assert_uint_eq(progress_table_locks(table), locks);
+    /* each write takes it once */
+    const progress_id id = make_id(2);
+    progress_table_update(table, &id, OWNER, 2, 50, 100, 0, 1);
+    ck_assert_uint_eq(progress_table_locks(table), locks + 1);
+}
+END_TEST
+
+/* The writers of the next test keep these invariants in each entry
+ * between any two of their writes: id n's size is 3 * received + n; in
+ * flight, received is 0, 10, 20 or 30 (its percent's tens, when a stage
+ * is reported); finished, 50 and DONE, or ERROR with the counts as they
+ * were (a dead writer's); a stage's text is its percent's tens digit,
+ * 32 times; without a stage there is no text. */
+enum { LF_MAX = 64, LF_IDS = 96, LF_WRITERS = 2, LF_READERS = 2, LF_KILLS = 300,
+       LF_SECONDS = 4 };
+
+static int64_t lf_size(uint32_t n, int64_t received)
+{
+    return 3 * received + n;
+}
+
+static void lf_text(char text[PROGRESS_TEXT_MAX + 1], int percent)
+{
+    memset(text, '0' + percent / 10, PROGRESS_TEXT_MAX);
+    text[PROGRESS_TEXT_MAX] = '\0';
+}
+
+/* A writer: uploads through the table until killed, or until it dies at
+ * its chosen write (the slot torn) when it has one. */
+static void lf_write(progress_table *t)
+{
+    const int32_t pid = (int32_t)getpid();
+    char text[PROGRESS_TEXT_MAX + 1];
+    for (uint32_t k = 0;; ++k) {
+        const uint32_t n = (uint32_t)rand() % LF_IDS;
+        const progress_id id = make_id(n);
+        if (progress_table_begin(t, &id, lf_size(n, 0), pid, k, 0) != PROGRESS_BEGIN_OK) {
+            progress_table_sweep(t, 1, 64);
+            continue;
+        }
+        for (int64_t r = 10; r <= 30; r += 10) {
+            progress_table_update(t, &id, pid, k, r, lf_size(n, r), r - 10, r / 10);
+            lf_text(text, (int)r);
+            progress_table_report(t, &id, PROGRESS_PHASE_PROCESSING, (int)r, text,
+                                  PROGRESS_TEXT_MAX, 0, 0);
+        }
+        const progress_snapshot fin = { .state = PROGRESS_DONE, .status = 200,
+                                        .size = lf_size(n, 50), .received = 50 };
+        progress_table_finish(t, &id, pid, k, &fin, 0);
+        if (k % 4 == 0) progress_table_sweep(t, 1, 16);
+    }
+}
+
+/* Whether an answer for id n is one the writers' invariants allow. */
+static int lf_consistent(uint32_t n, const progress_snapshot *s)
+{
+    char text[PROGRESS_TEXT_MAX + 1] = "";
+    if (s->size != lf_size(n, s->received)) return 0;
+    switch (s->state) {
+    case PROGRESS_UPLOADING:
+        if (s->status != 0 || s->received % 10 || s->received < 0 || s->received > 30)
+            return 0;
+        if (PROGRESS_PHASE_PROCESSING == s->phase) {
+            if (s->percent % 10 || s->percent < 10 || s->percent > s->received) return 0;
+            lf_text(text, s->percent);
+        } else if (PROGRESS_PHASE_NONE != s->phase) {
+            return 0;
+        }
+        break;
+    case PROGRESS_DONE:   /* its stages end with it */
+        if (s->status != 200 || s->received != 50 || PROGRESS_PHASE_FINISHED != s->phase)
+            return 0;
+        break;
+    case PROGRESS_ERROR:  /* a dead writer's, failed */
+        if (s->status != 500 || s->received % 10 || s->received < 0 || s->received > 30
+            || (PROGRESS_PHASE_FAILED != s->phase && PROGRESS_PHASE_NONE != s->phase))
+            return 0;
+        break;
+    default:
+        return 0;
+    }
+    if (PROGRESS_PHASE_PROCESSING != s->phase && s->percent != PROGRESS_PERCENT_UNKNOWN)
+        return 0;
+    return strcmp(s->text, text) == 0;
+}
+
+/* What the readers tell the test, in memory shared with them. */
+struct lf_shared {
+    volatile int stop;
+    volatile uint64_t answers[LF_READERS], found[LF_READERS], torn[LF_READERS];
+};
+
+/* A reader: looks random ids up until told to stop, checking each answer. */
+static void lf_read(progress_table *t, struct lf_shared *sh, int r)
+{
+    uint64_t answers = 0, found = 0, torn = 0;
+    while (!sh->stop) {
+        const uint32_t n = (uint32_t)rand() % LF_IDS;
+        const progress_id id = make_id(n);
+        progress_snapshot s;
+        const int f = progress_table_lookup(t, &id, 0, &s);
+        torn += f < 0 || (f > 0 && !lf_consistent(n, &s))
+                || (f == 0 && s.state != PROGRESS_STARTING);
+        found += f > 0;
+        ++answers;
+    }
+    sh->answers[r] = answers;
+    sh->found[r] = found;
+    sh->torn[r] = torn;
+    _exit(0);
+}
+
+/* Readers and writers leave the CPU to the test first, so that it kills
+ * writers at the moments it picks even on a busy machine. */
+static void lf_nice(void)
+{
+    if (nice(10) == -1) _exit(3);
+}
+
+static pid_t lf_start_writer(progress_table *t)
+{
+    const unsigned seed = (unsigned)rand();
+    const pid_t child = fork();
+    if (child == 0) {
+        srand(seed);
+        lf_nice();
+        if (rand() % 2) {   /* half of them die at a write, tearing it */
+            die_at_write = (uint32_t)rand() % 2000;
+            progress_table_write_hook = tear_and_die;
+        }
+        lf_write(t);
+    }
+    ck_assert_int_gt(child, 0);
+    return child;
+}
+
+/* Waits for child to exit (it was told to stop): fails the test if it
+ * has not within a minute (a reader stuck on a dead writer's entry). */
+static void lf_wait_reader(pid_t child)
+{
+    int status;
+    for (int k = 0; k < 60000 && waitpid(child, &status, WNOHANG) == 0; ++k) {
+        const struct timespec ms = { 0, 1000000L };
+        nanosleep(&ms, NULL);
+    }
+    if (waitpid(child, &status, WNOHANG) == 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        ck_abort_msg("a reader never finished its lookup");
+    }
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Writers in two processes churn a small table (inserts, shifts of the
+ * removals, changes in place, evictions) while two reader processes look
+ * ids up without the lock and check each answer against the writers'
+ * invariants.  Writers are killed at random moments, mostly inside the
+ * lock, half of them tearing the slot they write as they die; their
+ * leftovers are sometimes left for the readers to meet first.  No reader
+ * ever sees a torn or impossible answer, nor a failure, and every reader
+ * finishes: a dead writer's half-written entry never holds one up. */
+START_TEST(reads_without_the_lock_are_whole_despite_writers_dying_mid_write)
+{
+    size_t bytes;
+    progress_table *t = new_shared_table(LF_MAX, &bytes);
+    struct lf_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne((void *)sh, MAP_FAILED);
+    memset(sh, 0, sizeof *sh);
+    srand(2020);
+    pid_t readers[LF_READERS], writers[LF_WRITERS];
+    for (int r = 0; r < LF_READERS; ++r) {
+        const unsigned seed = (unsigned)rand();
+        readers[r] = fork();
+        if (readers[r] == 0) {
+            srand(seed);
+            lf_nice();
+            lf_read(t, sh, r);
+        }
+        ck_assert_int_gt(readers[r], 0);
+    }
+    for (int w = 0; w < LF_WRITERS; ++w) writers[w] = lf_start_writer(t);
+    const unsigned long locks = progress_table_locks(t);
+    uint32_t kills = 0;
+    /* (on a loaded machine, or under ASan, fewer kills in the time) */
+    for (const time_t stop = monotonic_seconds() + LF_SECONDS;
+         kills < LF_KILLS && monotonic_seconds() < stop;) {
+        const int w = (int)(kills % LF_WRITERS);
+        kill_at_random(writers[w]);
+        ++kills;
+        if (kills % 4 == 0) {   /* the readers meet its leftovers first */
+            const struct timespec pause = { 0, 2000000L };
+            nanosleep(&pause, NULL);
+        }
+        progress_table_fail_owner(t, (int32_t)writers[w], 500, 0);
+        writers[w] = lf_start_writer(t);
+    }
+    for (int w = 0; w < LF_WRITERS; ++w) kill_at_random(writers[w]);
+    sh->stop = 1;
+    for (int r = 0; r < LF_READERS; ++r) lf_wait_reader(readers[r]);
+    uint64_t answers = 0, found = 0, torn = 0;
+    for (int r = 0; r < LF_READERS; ++r) {
+        ck_assert_uint_gt(sh->answers[r], 0);
+        answers += sh->answers[r];
+        found += sh->found[r];
+        torn += sh->torn[r];
+    }
+    printf("%d readers, %d writers, %u writers killed: %llu answers checked "
+           "(%llu found), %llu torn; %lu lock calls\n", LF_READERS, LF_WRITERS, kills,
+           (unsigned long long)answers, (unsigned long long)found,
+           (unsigned long long)torn, progress_table_locks(t) - locks);
+    ck_assert_uint_eq(torn, 0);
+    ck_assert_uint_gt(found, 0);
+    ck_assert_uint_gt(kills, 0);
+    const char * const problem = progress_table_check(t);
+    if (problem) ck_abort_msg("%s", problem);
+    progress_table_destroy(t);
+    munmap(t, bytes);
+    munmap((void *)sh, sizeof *sh);
+}
+END_TEST
+
 static Suite *table_suite(void)
 {
     Suite *s = suite_create("progress_table");
@@ -1314,6 +1549,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, a_202_whose_deadline_passes_reads_as_failed);
     tcase_add_test(tc, an_outcome_reported_in_flight_stays_through_the_response);
     tcase_add_test(tc, a_dead_owners_work_fails_with_its_upload);
+    tcase_add_test(tc, lookups_take_no_lock);
     suite_add_tcase(s, tc);
     tc = tcase_create("shared");
     tcase_set_timeout(tc, 120);
@@ -1325,6 +1561,7 @@ static Suite *table_suite(void)
     tcase_add_test(tc, lookups_of_unknown_ids_read_no_page_of_slots_without_entries);
     tcase_add_test(tc, a_death_inside_the_lock_leaves_a_consistent_table);
     tcase_add_test(tc, a_death_inside_a_report_leaves_answers_valid);
+    tcase_add_test(tc, reads_without_the_lock_are_whole_despite_writers_dying_mid_write);
     suite_add_tcase(s, tc);
     return s;
 }
