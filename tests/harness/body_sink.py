@@ -1,4 +1,4 @@
-"""A body-reading backend for the benchmarks: for each request on
+"""A body-reading backend for the benchmarks (servers.BodySink): for each request on
 127.0.0.1:PORT it reads the headers and the whole Content-Length body,
 then answers 200 and closes.  One thread per connection."""
 import socket
