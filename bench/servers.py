@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from harness import servers
-from harness.lighttpd import Lighttpd
+from harness.lighttpd import SERVER_CONFIG, Lighttpd
 from harness.processes import children_of
 
 # The servers run on CPU 0; the bench, and so wrk, the backends and our
@@ -22,14 +22,7 @@ PUBLISH_INTERVAL_MS = 100
 PUSH_INTERVAL_MS = 250
 STATISTICS = "/server-statistics"
 
-BASE_CONFIG = """
-server.document-root = "{www}"
-server.bind = "127.0.0.1"
-server.port = {port}
-server.errorlog = "{errorlog}"
-server.pid-file = "{pidfile}"
-server.modules = ( {modules} )
-server.max-connections = 4096
+BASE_CONFIG = SERVER_CONFIG + """server.max-connections = 4096
 server.max-fds = 8192
 server.max-keep-alive-requests = 1000000
 mimetype.assign = ( ".json" => "application/json" )

@@ -20,16 +20,28 @@ def wait_for(poll, predicate, timeout=5.0):
         time.sleep(0.02)
 
 
-def read_response(sock):
-    """Reads a response's head and what came with it: (status, rest)."""
-    buf = b""
-    sock.settimeout(10)
-    while b"\r\n\r\n" not in buf:
+def receive(sock, enough=lambda data: False):
+    """What the peer sends until enough(all of it so far) or it closes."""
+    data = b""
+    while not enough(data):
         got = sock.recv(65536)
         if not got:
             break
-        buf += got
-    head, _, rest = buf.partition(b"\r\n\r\n")
+        data += got
+    return data
+
+
+def read_head(sock):
+    """Reads a request's or a response's head, until its blank line or
+    until the peer closes: (head, what came with it)."""
+    head, _, rest = receive(sock, lambda data: b"\r\n\r\n" in data).partition(b"\r\n\r\n")
+    return head, rest
+
+
+def read_response(sock):
+    """Reads a response's head and what came with it: (status, rest)."""
+    sock.settimeout(10)
+    head, rest = read_head(sock)
     status = int(head.split(b" ", 2)[1]) if head else 0
     return status, rest
 
@@ -92,13 +104,7 @@ def raw_request(port, data):
 
 def read_to_close(sock):
     """Everything the peer sends until it closes: (head, body) of a response."""
-    data = b""
-    while True:
-        got = sock.recv(65536)
-        if not got:
-            break
-        data += got
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = receive(sock).partition(b"\r\n\r\n")
     return head, body
 
 

@@ -79,14 +79,17 @@ def lighttpd_version():
     return tuple(int(n) for n in re.search(r"lighttpd/(\d+)\.(\d+)\.(\d+)", out).groups())
 
 
-BASE_CONFIG = """
+# What every server needs; each user adds its own (BASE_CONFIG, the bench's).
+SERVER_CONFIG = """
 server.document-root = "{www}"
 server.bind = "127.0.0.1"
 server.port = {port}
 server.errorlog = "{errorlog}"
 server.pid-file = "{pidfile}"
 server.modules = ( {modules} )
-cgi.assign = ( ".cgi" => "" )
+"""
+
+BASE_CONFIG = SERVER_CONFIG + """cgi.assign = ( ".cgi" => "" )
 mimetype.assign = ( ".html" => "text/html", ".txt" => "text/plain" )
 """
 
