@@ -36,10 +36,15 @@ def wait_listening(proc, port, name, log=None, timeout=30):
         if proc.poll() is not None:
             raise RuntimeError("%s exited %s:\n%s" % (name, proc.returncode, tail(log)))
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                # a connection from port to itself (TCP's simultaneous
+                # open, when the kernel picks port as the client's own) is
+                # not a listener
+                if s.getsockname()[1] != port:
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise RuntimeError("%s did not listen on %d:\n%s" % (name, port, tail(log)))
 
 
