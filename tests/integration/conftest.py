@@ -59,9 +59,9 @@ def make_server(tmp_path):
 
 @pytest.fixture
 def make_backend():
-    """make_backend("http" | "fastcgi") -> a started sink_backends.Backend,
+    """make_backend("http" | "fastcgi") -> a started harness.backends.Backend,
     stopped after the test."""
-    from sink_backends import Backend
+    from harness.backends import Backend
     backends = []
 
     def make(kind):

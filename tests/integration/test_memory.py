@@ -1,14 +1,10 @@
 """What a client's lookups cost the server: polls and event streams of ids
 that nobody uses make no page of the shared table resident (issue 18;
 doc/security.md)."""
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from random_ids import WRK, ask_random_ids, rss_shmem_kb  # noqa: E402
-from lighty import ROOT  # noqa: E402
+from lighty import ROOT  # (it puts tests/ on the path, for the harness)
+from harness.random_ids import WRK, ask_random_ids, rss_shmem_kb
 
 REQUESTS = 500000
 

@@ -7,17 +7,13 @@ import signal
 import shutil
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from lighty import (ROOT, Lighttpd, SlowUpload, in_root, make_ids, module_path,
                     serving_pid, wait_for_workers, wait_until)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from random_ids import rss_shmem_kb  # noqa: E402
+from harness.random_ids import rss_shmem_kb
 
 IDS = make_ids(0x12f00, 8)
 

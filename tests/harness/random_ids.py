@@ -1,6 +1,6 @@
 """Polls or event streams of random ids that nobody uses, by wrk and
 random_ids.lua: what a client costs the table with lookups of unknown ids.
-Shared by bench/bench.py (line m) and tests/integration/test_memory.py."""
+Shared by bench/memory.py (line m) and tests/integration/test_memory.py."""
 import re
 import shutil
 import signal
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 WRK = shutil.which("wrk")
-SCRIPT = Path(__file__).resolve().parent / "random_ids.lua"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "random_ids.lua"
 
 
 def ask_random_ids(port, n, conns, depth, kind, done, most_seconds=300):

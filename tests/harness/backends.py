@@ -1,7 +1,7 @@
 """Real backends for lighttpd's mod_proxy and mod_fastcgi, run by the tests
 as processes of their own on 127.0.0.1:
 
-    python3 sink_backends.py http|fastcgi
+    python3 tests/harness/backends.py http|fastcgi
 
 prints the port it listens on, then serves until killed.  Both read the
 whole request body and answer "read N bytes"; for a path ending in /die

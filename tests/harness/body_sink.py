@@ -1,21 +1,20 @@
-"""A body-reading backend for the benchmarks: for each request on
-127.0.0.1:PORT it reads the headers and the whole Content-Length body,
-then answers 200 and closes.  One thread per connection."""
+"""A body-reading backend for the benchmarks (servers.BodySink), run as
+`python3 body_sink.py PORT`: for each request on 127.0.0.1:PORT it reads
+the headers and the whole Content-Length body, then answers 200 and
+closes.  One thread per connection."""
 import socket
 import sys
 import threading
+
+from clients import read_head   # (this folder is the script's path)
 
 
 def serve(conn):
     with conn:
         buf = bytearray(1 << 20)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
+        head, rest = read_head(conn)
+        if not head:
+            return
         length = 0
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
