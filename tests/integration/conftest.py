@@ -81,3 +81,7 @@ def pytest_configure(config):
         config.option.basetemp = str(root_of_tests())
     config.addinivalue_line(
         "markers", "many_uploads: 1,000 uploads at once (deselect with -m 'not many_uploads')")
+    config.addinivalue_line(
+        "markers", "lighttpd_interface: checks a way the module meets lighttpd (a hook, a kind of"
+        " request, a key lighttpd parses, another module, a restart, workers); the subset run"
+        " against a lighttpd the whole suite already ran on (tests/README.md)")

@@ -5,6 +5,8 @@ import pytest
 
 from lighty import ID, SlowUpload, abort_midway, piecewise
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 BACKENDS = ["cgi", "proxy", "fastcgi"]
 STREAM_MODES = [0, 1, 2]
 

@@ -8,6 +8,8 @@ import pytest
 from lighty import SlowUpload, serving_pid
 from test_workers import wait_for_workers
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 ID_DONE, ID_FAILED, ID_RUNNING = ("%032x" % (0xc0de0 + n) for n in range(3))
 STATS = "/server-statistics"
 

@@ -13,6 +13,8 @@ import pytest
 from h2client import H2Client
 from lighty import Lighttpd, SlowUpload, counts, serving_pid, wait_for, wait_until, workers_of
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 IDS = ["%032x" % (0xe7e0 + n) for n in range(8)]
 ACCEPT = "text/event-stream"
 

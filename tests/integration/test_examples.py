@@ -25,6 +25,7 @@ def start_shipped(tmp_path, config=""):
     return server.start()
 
 
+@pytest.mark.lighttpd_interface
 def test_the_shipped_demo_serves_its_pages_and_tracks_an_upload(tmp_path):
     server = start_shipped(tmp_path)
     try:

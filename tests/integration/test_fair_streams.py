@@ -94,6 +94,7 @@ def test_the_share_holds_for_all_workers_together(make_server):
         s.close()
 
 
+@pytest.mark.lighttpd_interface
 def test_the_client_is_the_address_after_mod_extforward(make_server):
     server = make_server(config(2, FORWARDED),
                          modules=("mod_extforward", "mod_uploadprogress", "mod_cgi"))
@@ -112,6 +113,7 @@ def test_the_client_is_the_address_after_mod_extforward(make_server):
     assert "192.0.2.1 holds 2 event streams" in server.error_log()
 
 
+@pytest.mark.lighttpd_interface
 def test_streams_multiplexed_on_http2_count_for_their_client(make_server):
     server = make_server(config(4))
     conn = H2Streams(server.port)

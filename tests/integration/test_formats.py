@@ -192,6 +192,7 @@ def test_header_id_and_head_in_every_format(states):
     assert hdrs["content-length"] == str(len(EXPECTED["done", "legacy"][1]))
 
 
+@pytest.mark.lighttpd_interface
 def test_the_format_key_follows_conditionals_and_defaults_to_json(make_server):
     server = make_server(FORMATS + """
 $HTTP["url"] =~ "^/old/" {
@@ -212,6 +213,7 @@ $HTTP["url"] =~ "^/new/" {
         assert (status, hdrs["content-type"], got) == (200, ctype, body), path
 
 
+@pytest.mark.lighttpd_interface
 @pytest.mark.parametrize("value,message", [
     ('"jsonp"', 'upload-progress.format must be "json", "legacy" or "xml", not "jsonp"'),
     ('"JSON"', 'upload-progress.format must be "json", "legacy" or "xml", not "JSON"'),
@@ -401,6 +403,7 @@ $HTTP["url"] =~ "^/progress" {
 """
 
 
+@pytest.mark.lighttpd_interface
 def test_cors_with_mod_setenv(make_server):
     server = make_server(CORS, modules=("mod_setenv", "mod_uploadprogress", "mod_cgi"))
     origin = {"Origin": "http://pages.example"}
@@ -424,6 +427,7 @@ def test_cors_with_mod_setenv(make_server):
     assert status == 200 and "access-control-allow-origin" not in hdrs
 
 
+@pytest.mark.lighttpd_interface
 def test_cors_needs_mod_setenv_loaded_before_us(make_server):
     """Our poll answer ends the uri stage, where mod_setenv reads its config:
     loaded after us, it adds nothing (the documented order matters)."""

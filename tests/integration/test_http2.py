@@ -10,6 +10,8 @@ from h2client import H2Client
 from lighty import (assert_never_ahead, counts, lighttpd_version, make_ids,
                     wait_for, wait_until_clients_gone)
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 IDS = make_ids(0x5eed0, 4)
 ID = IDS[0]
 PIECES = [1000, 65536, 70000, 1, 200000]

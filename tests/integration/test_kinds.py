@@ -7,6 +7,8 @@ import pytest
 
 from lighty import ID, SlowUpload, abort_midway, counts, piecewise, raw_request, read_response
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 ID2 = "fedcba9876543210fedcba9876543210"
 
 BASIC = 'upload-progress.progress-url = "/progress"\n'

@@ -194,6 +194,7 @@ def open_202_work(server, pid):
 
 # --- the processing phase and its stages -----------------------------------
 
+@pytest.mark.lighttpd_interface
 @pytest.mark.parametrize("workers", [1, 4])
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_stages_by_poll_jsonp_and_stream(make_server, tmp_path, backend, workers):
@@ -441,6 +442,7 @@ def test_legacy_and_xml_answer_as_they_always_did(make_server, tmp_path, fmt, pr
     assert raw() == accepted
 
 
+@pytest.mark.lighttpd_interface
 def test_http2_polls_and_reports(make_server, tmp_path):
     server = start(make_server, tmp_path)
     pid = IDS[13]
@@ -492,6 +494,7 @@ def test_a_report_in_the_query_string_needs_no_body(make_server, tmp_path):
     up.close()
 
 
+@pytest.mark.lighttpd_interface
 def test_reports_behind_mod_auth_need_its_credentials_whatever_the_module_order(
         make_server, tmp_path):
     """mod_uploadprogress loaded before mod_auth (as for polls): a report is
@@ -572,6 +575,7 @@ def test_a_report_id_named_in_any_case_is_the_id(make_server, tmp_path):
     up.close()
 
 
+@pytest.mark.lighttpd_interface
 def test_a_chunked_report_body_is_refused_once_past_its_bound(make_server, tmp_path):
     """A report body of unknown length is bounded as it comes: a client that
     never ends one gets its 400 while it still sends, and lighttpd never

@@ -7,6 +7,8 @@ import pytest
 
 from lighty import ID, SlowUpload, abort_midway, counts, piecewise, wait_until
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 ID2 = "fedcba9876543210FEDCBA9876543210"
 
 BASIC = """

@@ -18,6 +18,8 @@ from h2client import H2Client
 from lighty import SlowUpload, counts, system_modules_here, workers_of
 from test_events import H1Watch, progress, wait_for_workers
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 ID = "0123456789abcdef0123456789abcdef"
 FRESH = "fedcba9876543210fedcba9876543210"
 SIZE = 20000

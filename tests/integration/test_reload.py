@@ -12,6 +12,8 @@ import pytest
 from lighty import (ID, SlowUpload, abort_midway, counts, in_root, make_ids, module_path,
                     raw_request, wait_for, wait_for_workers)
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 MODES = [(1, False), (4, False), (1, True), (4, True)]
 MODE_IDS = ["1-worker", "4-workers", "1-worker-bg", "4-workers-bg"]
 REGION = "/memfd:mod_uploadprogress"

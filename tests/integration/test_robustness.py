@@ -194,6 +194,7 @@ def test_without_the_lock_uploads_are_served_untracked_and_polls_answer_503(tmp_
                      r"their uploads and polls went without the table", server.error_log())
 
 
+@pytest.mark.lighttpd_interface
 def test_config_integers_of_2_to_the_32_wrap_in_lighttpds_parser(tmp_path):
     # documented beside the keys: the module only sees the wrapped value
     code, out = Lighttpd(tmp_path, "upload-progress.max-entries = 4294967296\n").run_to_exit()

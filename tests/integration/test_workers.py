@@ -10,6 +10,8 @@ import pytest
 from lighty import (SlowUpload, counts, make_ids, serving_pid, wait_for_workers, wait_until,
                     workers_of)
 
+pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
+
 IDS = make_ids(0xabc0, 3)
 
 

@@ -9,7 +9,12 @@ stock lighttpd and answers polls of an upload.
 The three roots are made at once, fresh on every run (nothing is kept from
 an earlier run unless ADMIN_ROOTS_REUSE=1, for working on these tests).
 ADMIN_ROOTS_RELEASES picks releases (default: bookworm trixie sid).  Needs
-root and the network to deb.debian.org."""
+root and the network to deb.debian.org.
+
+ADMIN_ROOTS_PACKAGE names the releases whose admin root also runs the
+packager's command, scripts/package RELEASE, after the build: the release
+root it makes is nested in the admin's (about 6 minutes more per release
+on the shared machine, so scripts/test leaves it out; those cases skip)."""
 import os
 import subprocess
 import sys
@@ -20,6 +25,7 @@ import pytest
 
 TOP = Path(__file__).resolve().parent.parent.parent
 RELEASES = os.environ.get("ADMIN_ROOTS_RELEASES", "bookworm trixie sid").split()
+PACKAGE_ON = os.environ.get("ADMIN_ROOTS_PACKAGE", "").split()
 WHERE = TOP / ".deps" / "admin-roots"
 # What a production web server must not get from building a module.
 FORBIDDEN = ("apache2", "nginx", "chromium", "haproxy", "valgrind", "lintian", "nodejs")
@@ -35,8 +41,9 @@ def admin_roots():
         if os.environ.get("ADMIN_ROOTS_REUSE") == "1" and (root / "root/admin/packages").exists():
             made[release] = (root, "reused")
             continue
+        package = [release] if release in PACKAGE_ON else []
         procs[release] = (root, subprocess.Popen(
-            [str(TOP / "tests/setup/make-admin-root"), release, str(root)],
+            [str(TOP / "tests/setup/make-admin-root"), release, str(root)] + package,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for release, (root, proc) in procs.items():
         out = proc.communicate(timeout=1800)[0]
@@ -98,3 +105,21 @@ def test_module_loads_into_the_stock_lighttpd_and_answers(admin):
         timeout=600)
     assert result.returncode == 0, result.stdout
     assert "3 passed" in result.stdout, result.stdout
+
+
+def test_scripts_package_builds_the_releases_deb_on_this_host(admin):
+    """scripts/package on a host of this release: the .deb is built and
+    lintian runs in the release's root; the host gets mmdebstrap and mount
+    (build-for's), never lintian."""
+    if admin.name not in PACKAGE_ON:
+        pytest.skip("scripts/package on a %s host runs with ADMIN_ROOTS_PACKAGE=%s"
+                    % (admin.name, admin.name))
+    log = record(admin, "package.log")
+    assert record(admin, "package.rc").strip() == "0", log[-3000:]
+    deb = log.splitlines()[-1]
+    assert deb.endswith(".deb") and (admin / deb.lstrip("/")).is_file(), log[-3000:]
+    assert "package: lintian " in log
+    before = set(record(admin, "packages").split())
+    after = set(record(admin, "packages.package").split())
+    assert {"mmdebstrap", "mount"} <= after
+    assert not any(p == "lintian" or p.startswith("lintian:") for p in after), after - before
