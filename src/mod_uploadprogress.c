@@ -98,8 +98,13 @@ typedef struct {
                                    * generation, in a mapping of its own */
     uint32_t max_entries;         /* the table's (the region's) */
     /* bit (used % 64) set for the buffer length of every progress and
-     * report URL, in any condition: the first test of every request */
+     * report URL, in any condition */
     uint64_t url_lengths;
+    /* the first test of every request: url_lengths, or every length while
+     * an exec would take the region along (so that the next request of
+     * graceful-restart-bg's old generation reaches the module, which
+     * keeps the region from it): one test for both */
+    uint64_t first_test_lengths;
     pid_t pid;                    /* this worker */
     int is_worker;                /* serves requests (not the watcher) */
     module_log log;               /* the lines clients can repeat */
@@ -400,6 +405,10 @@ static uint64_t url_lengths(const plugin_data * const p) {
     return lengths;
 }
 
+static void first_test_refresh(plugin_data * const p) {
+    p->first_test_lengths = p->handoff.inherited ? ~(uint64_t)0 : p->url_lengths;
+}
+
 SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
     static const config_plugin_keys_t cpk[] = {
       { CONST_STR_LEN("upload-progress.progress-url"),
@@ -458,7 +467,7 @@ SETDEFAULTS_FUNC(mod_uploadprogress_set_defaults) {
         }
     }
 
-    p->url_lengths = url_lengths(p);
+    p->url_lengths = p->first_test_lengths = url_lengths(p);
     p->defaults.remove_timeout = 60;
     p->defaults.processing_timeout = UPLOADPROGRESS_PROCESSING_TIMEOUT_DEFAULT;
 
@@ -490,6 +499,7 @@ SERVER_FUNC(mod_uploadprogress_worker_init) {
 SIGHUP_FUNC(mod_uploadprogress_sighup) {
     plugin_data * const p = p_d;
     region_handoff_before_exec(srv, &p->handoff);
+    first_test_refresh(p);
     return HANDLER_GO_ON;
 }
 
@@ -913,15 +923,17 @@ static int is_poll_at_progress_url(const request_st * const r, const plugin_data
 
 /* Whether r may be the module's: anything but a GET or HEAD without a
  * body (an upload has a body, or is a POST or PUT), or one at a path as
- * long as a progress or report URL.  Every other request stops here. */
+ * long as a progress or report URL (any path while the region must still
+ * be kept from an exec).  Every other request stops here. */
 static inline int request_may_be_ours(const request_st * const r, const plugin_data * const p) {
     return !http_method_get_or_head(r->http_method) || 0 != r->reqbody_length
-        || (p->url_lengths >> (r->uri.path.used & 63) & 1);
+        || (p->first_test_lengths >> (r->uri.path.used & 63) & 1);
 }
 
 __attribute_noinline__ /* (keeps the hook's test for other requests short) */
 static handler_t mod_uploadprogress_uri_handler_ours(request_st * const r, plugin_data * const p) {
     region_handoff_keep_from_exec(&p->handoff);   /* (graceful-restart-bg's old generation) */
+    first_test_refresh(p);
     if (NULL != r->handler_module) return HANDLER_GO_ON;
     /* uri_clean runs again after a rewrite, an error handler, a restart: a
      * request that holds an upload is never a poll, nor tracked twice
@@ -950,12 +962,10 @@ static handler_t mod_uploadprogress_uri_handler_ours(request_st * const r, plugi
     return HANDLER_GO_ON;
 }
 
-/* Every request: the flag of graceful-restart-bg's old generation (it
- * keeps the region from what it execs at its next request), then the test
- * that every other request stops at. */
+/* Every request: the test that every other request stops at. */
 URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
     plugin_data * const p = p_d;
-    return p->handoff.inherited || request_may_be_ours(r, p)
+    return request_may_be_ours(r, p)
       ? mod_uploadprogress_uri_handler_ours(r, p) : HANDLER_GO_ON;
 }
 
@@ -981,6 +991,7 @@ static void publish_live_counts(void * const p_d) {
 TRIGGER_FUNC(mod_uploadprogress_trigger) {
     plugin_data * const p = p_d;
     region_handoff_keep_from_exec(&p->handoff);
+    first_test_refresh(p);
     publish_live_counts(p);
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
