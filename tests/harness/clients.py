@@ -69,6 +69,8 @@ class SlowUpload:
         self.sock.sendall(head.encode())
 
     def send(self, n):
+        if n == 0:
+            return      # a chunk of size 0 would end a chunked body
         data = b"x" * n
         if self.chunked:
             data = b"%x\r\n%s\r\n" % (n, data)

@@ -28,6 +28,12 @@ static int under_valgrind(void)
     return preload != NULL && strstr(preload, "vgpreload") != NULL;
 }
 
+/* n, or a fifth of it under valgrind */
+static uint32_t scaled(uint32_t n)
+{
+    return under_valgrind() ? n / 5 : n;
+}
+
 static progress_table *new_table(uint32_t max_entries)
 {
     void *mem = calloc(1, progress_table_bytes(max_entries));
@@ -370,7 +376,7 @@ END_TEST
 
 START_TEST(many_entries_all_found_after_partial_sweeps)
 {
-    enum { N = 50000 };
+    const uint32_t N = scaled(50000);
     table = new_table(N);
     for (uint32_t n = 0; n < N; ++n) {
         ck_assert_int_eq(begin(table, n, n, n, 0), PROGRESS_BEGIN_OK);
@@ -410,7 +416,8 @@ static int held(progress_table *t, uint32_t n)
 /* Random operations on a small, crowded table against a plain model. */
 START_TEST(matches_a_simple_model_under_random_operations)
 {
-    enum { MAX = 24, IDS = 40, STEPS = 200000 };
+    enum { MAX = 24, IDS = 40 };
+    const int STEPS = (int)scaled(200000);
     struct { int state; int64_t expires; uint32_t ref; } model[IDS];
     memset(model, 0, sizeof model);
     table = new_table(MAX);
@@ -581,7 +588,8 @@ END_TEST
  * expiry second, not every one of them in one long scan. */
 START_TEST(eviction_in_a_large_full_table_frees_a_slice_of_the_oldest)
 {
-    enum { N = 100000, SECONDS = 50 };
+    enum { SECONDS = 50 };
+    const uint32_t N = scaled(100000);
     table = new_table(N);
     for (uint32_t n = 0; n < N; ++n) {
         ck_assert_int_eq(begin(table, n, 1, n, 0), PROGRESS_BEGIN_OK);
@@ -599,14 +607,14 @@ START_TEST(eviction_in_a_large_full_table_frees_a_slice_of_the_oldest)
 END_TEST
 
 /* The layouts that made one eviction walk the whole table (issue 18): a
- * full table of 1,000,000 entries (100,000 under valgrind), and one begin
+ * full table of 1,000,000 entries (40,000 under valgrind), and one begin
  * of a new id. */
 enum { EVICT_WINDOW = 4096 };
 static uint32_t big;   /* the size of the test's table */
 
 static progress_table *new_big_table(void)
 {
-    big = under_valgrind() ? 100000 : 1000000;
+    big = under_valgrind() ? 40000 : 1000000;
     return new_table(big);
 }
 
