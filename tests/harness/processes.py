@@ -14,10 +14,30 @@ from pathlib import Path
 spawned = []
 
 
+# Ports come from below the kernel's ephemeral range (32768 and up by
+# default), which outgoing connections take theirs from, each pytest-xdist
+# worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) from a stretch of its own, in
+# turn: so tests run side by side, and a test's own servers, never pick
+# the same port between choosing it and binding it.
+PORTS_PER_PROCESS = 2000
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_stretch = 10000 + PORTS_PER_PROCESS * (int(_worker[2:]) % 11)
+_next_port = [int.from_bytes(os.urandom(2), "little") % PORTS_PER_PROCESS]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing on 127.0.0.1 is bound to (checked), in this process's
+    stretch."""
+    for _ in range(PORTS_PER_PROCESS):
+        port = _stretch + _next_port[0]
+        _next_port[0] = (_next_port[0] + 1) % PORTS_PER_PROCESS
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in %d..%d" % (_stretch, _stretch + PORTS_PER_PROCESS - 1))
 
 
 def tail(path, size=3000):

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200112L /* setenv */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
