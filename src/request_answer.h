@@ -24,6 +24,11 @@ static inline handler_t answer(request_st * const r, const int status, const cha
                              CONST_STR_LEN("Expires"),
                              CONST_STR_LEN("Thu, 19 Nov 1981 08:52:00 GMT"));
     http_chunk_append_mem(r, body, len);
+    /* No byte ranges of an answer that the next poll renders otherwise:
+     * lighttpd would advertise "Accept-Ranges: bytes" and serve a Range
+     * request a 206 slice of it (and spend about 300 instructions a poll
+     * on that). */
+    r->conf.range_requests = 0;
     r->http_status = status;
     r->resp_body_finished = 1;
     return HANDLER_FINISHED;

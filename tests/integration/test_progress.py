@@ -32,6 +32,19 @@ def test_poll_answer_headers_stop_caches(make_server):
     assert headers["content-length"] == str(len(body))
 
 
+def test_a_poll_is_never_served_in_byte_ranges(make_server):
+    """An answer changes from one poll to the next: a Range request gets it
+    whole (200), and no answer offers ranges (no Accept-Ranges: bytes)."""
+    server = make_server(BASIC)
+    status, headers, body = server.request("GET", "/progress?X-Progress-ID=" + ID,
+                                           headers={"Range": "bytes=0-4"})
+    assert (status, body) == (200, b'{"state":"starting"}')
+    assert "accept-ranges" not in headers
+    # a refusal too
+    status, headers, _ = server.request("GET", "/progress", headers={"Range": "bytes=0-4"})
+    assert status == 400 and "accept-ranges" not in headers
+
+
 @pytest.mark.parametrize("via", ["header", "query"])
 def test_received_is_exact_after_each_piece(make_server, via):
     server = make_server(BASIC)
