@@ -58,7 +58,7 @@ class Chaos:
         self.signals = []          # monotonic times of SIGUSR1s sent
         self.killed = set()
         self.old = set()           # workers of a generation a restart ended
-        self.seen = set()
+        self.seen = {}             # worker: when it was first seen
         self.ids = []              # ids of this run, for polls and streams
         self.counter = 0
 
@@ -228,13 +228,24 @@ class Chaos:
 
     # --- restarts and kills ------------------------------------------------
 
+    def ended_by_a_restart(self, pid):
+        """Whether pid was of a generation that a restart ended: seen before
+        one was signalled, or first seen so soon after one (SETTLE) that the
+        restart was still under way (lighttpd forks a generation, then takes
+        the next SIGUSR1 and ends it)."""
+        return pid in self.old or any(t >= self.seen[pid] - SETTLE for t in self.signals)
+
     def current_workers(self):
         pids = set(workers_of(self.server)) - {self.server.proc.pid}
+        now = time.monotonic()
         with self.lock:
-            gone = self.seen - pids
-            for pid in gone - self.killed - self.old:
-                self.figures["findings"].append("worker %d died unasked" % pid)
-            self.seen = (self.seen | pids) - gone
+            gone = set(self.seen) - pids
+            for pid in gone - self.killed:
+                if not self.ended_by_a_restart(pid):
+                    self.figures["findings"].append("worker %d died unasked" % pid)
+                del self.seen[pid]
+            for pid in pids - set(self.seen):
+                self.seen[pid] = now
         return pids
 
     def chaos(self):
@@ -242,7 +253,7 @@ class Chaos:
             pids = self.current_workers() - self.old
             if self.rng.random() < 0.3:
                 with self.lock:
-                    self.old |= self.seen
+                    self.old |= set(self.seen)
                     self.signals.append(time.monotonic())
                 os.kill(self.server.proc.pid, signal.SIGUSR1)
                 self.add("restarts")
