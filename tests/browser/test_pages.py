@@ -14,8 +14,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
-from lighty import ROOT, demo_done  # noqa: E402
-from test_examples import start_shipped  # noqa: E402
+from lighty import ROOT, demo_done, start_shipped  # noqa: E402
 
 
 @pytest.fixture

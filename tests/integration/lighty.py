@@ -20,6 +20,22 @@ from harness.lighttpd import (BASE_CONFIG, ROOT, Lighttpd, in_root,  # noqa: E40
 from harness.processes import children_of, free_port, wait_until  # noqa: E402,F401
 
 
+EXAMPLES = HERE.parent.parent / "examples"
+
+# examples/lighttpd.conf as the demo runs it: included, with only the port
+# and the log overridden (test_examples.py, and the browser's pages)
+SHIPPED = """
+include "%s/lighttpd.conf"
+server.port := {port}
+server.errorlog := "{errorlog}"
+""" % EXAMPLES
+
+
+def start_shipped(tmp_path, config=""):
+    server = Lighttpd(tmp_path, config, base=SHIPPED, cwd=EXAMPLES)
+    return server.start()
+
+
 def counts(answer):
     """An answer without its rate keys (speed, eta), which vary with timing."""
     return {k: v for k, v in answer.items() if k not in ("speed", "eta")}

@@ -14,9 +14,8 @@ import uuid
 
 import pytest
 
-from lighty import HERE, SlowUpload, assert_never_ahead, demo_done, free_port, wait_for
+from lighty import EXAMPLES, SlowUpload, assert_never_ahead, demo_done, free_port, wait_for
 
-EXAMPLES = HERE.parent.parent / "examples"
 CLUSTER = EXAMPLES / "cluster"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -7,22 +7,11 @@ import subprocess
 
 import pytest
 
-from lighty import HERE, ROOT, Lighttpd, SlowUpload, counts, demo_done, free_port, raw_get, wait_for
+from lighty import (HERE, ROOT, SlowUpload, counts, demo_done, free_port, raw_get,
+                    start_shipped, wait_for)
 from test_events import H1Stream, progress
 
-EXAMPLES = HERE.parent.parent / "examples"
 ID = "00112233445566778899aabbccddeeff"
-
-SHIPPED = """
-include "%s/lighttpd.conf"
-server.port := {port}
-server.errorlog := "{errorlog}"
-""" % EXAMPLES
-
-
-def start_shipped(tmp_path, config=""):
-    server = Lighttpd(tmp_path, config, base=SHIPPED, cwd=EXAMPLES)
-    return server.start()
 
 
 @pytest.mark.lighttpd_interface
