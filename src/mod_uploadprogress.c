@@ -1,8 +1,8 @@
 /* mod_uploadprogress: reports the progress of request-body uploads (JSON,
  * JSONP, the JavaScript object of lighttpd 1.5 and nginx, or XML).
  *
- * The glue to lighttpd: config keys, hooks, the live byte count of the
- * uploads this worker serves; it routes the rest.  Reports are
+ * The glue to lighttpd: config keys and hooks; it routes the rest.  The
+ * uploads this worker serves are upload_tracking's, reports
  * report_request's, event streams progress_push's, the region's handoff
  * across reloads region_handoff's, the lines clients can repeat
  * module_log's.  The table of uploads (progress_table), the id rules
@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,6 +27,7 @@
 #include "request.h"
 
 #include "lighttpd_compat.h"
+#include "module_data.h"
 #include "module_log.h"
 #include "progress_counters.h"
 #include "progress_id.h"
@@ -40,6 +40,7 @@
 #include "request_ctx.h"
 #include "request_id.h"
 #include "test_plant.h"
+#include "upload_tracking.h"
 
 #define UPLOADPROGRESS_MAX_ENTRIES_DEFAULT 65536
 #define UPLOADPROGRESS_MAX_ENTRIES_LIMIT (64u << 20)   /* 7.5 GiB of table */
@@ -60,69 +61,6 @@
 #define UPLOADPROGRESS_STREAMS_RETRY_AFTER "5"
 /* seconds a 202's work may stay open without an outcome (doc/processing.md) */
 #define UPLOADPROGRESS_PROCESSING_TIMEOUT_DEFAULT 3600
-/* owner_ref of an entry recorded for a request that was never tracked */
-#define UPLOADPROGRESS_REF_NONE UINT32_MAX
-
-typedef struct {
-    const buffer *progress_url;   /* NULL: the module is off */
-    const buffer *report_url;     /* NULL: no reports taken here */
-    unsigned int remove_timeout;
-    unsigned int processing_timeout;
-    unsigned char debug;
-    unsigned char format;         /* progress_format */
-} plugin_config;
-
-/* One upload in flight that this process serves. */
-typedef struct {
-    request_ctx ctx;              /* REQUEST_CTX_UPLOAD: r->plugin_ctx holds it */
-    progress_id id;
-    request_st *r;
-    off_t size;                   /* body length when tracking began */
-    off_t speed_base;             /* published count the speed starts from */
-    unix_time64_t speed_second;   /* second of the last update that began one */
-    unsigned char keep_alive;     /* whether the connection was to be kept */
-    uint32_t ref;                 /* index in plugin_data.uploads */
-    unsigned int remove_timeout;
-    unsigned int processing_timeout;
-    unsigned char debug;
-} upload_ctx;
-
-typedef struct {
-    PLUGIN_DATA;
-    plugin_config defaults;
-    plugin_config conf;
-
-    region_handoff handoff;       /* the counters and the table */
-    progress_table *table;        /* in the region */
-    void *push_shared;            /* the count of event streams: one per
-                                   * generation, in a mapping of its own */
-    uint32_t max_entries;         /* the table's (the region's) */
-    /* bit (used % 64) set for the buffer length of every progress and
-     * report URL, in any condition */
-    uint64_t url_lengths;
-    /* the first test of every request: url_lengths, or every length while
-     * an exec would take the region along (so that the next request of
-     * graceful-restart-bg's old generation reaches the module, which
-     * keeps the region from it): one test for both */
-    uint64_t first_test_lengths;
-    pid_t pid;                    /* this worker */
-    int is_worker;                /* serves requests (not the watcher) */
-    module_log log;               /* the lines clients can repeat */
-    uint32_t lock_failures_logged;
-
-    progress_push *push;          /* event streams and the worker's timer */
-    progress_push_config push_config;
-
-    upload_ctx **uploads;         /* this worker's uploads in flight, by ref */
-    uint32_t *free_refs;          /* refs of empty places in uploads */
-    uint32_t uploads_used;
-    uint32_t nfree;
-
-    progress_counters *counters;  /* in the region */
-    /* what this process last put into plugin_stats: the counts, then the
-     * entries, the open work and the table's lock calls */
-    unsigned long published[PROGRESS_COUNT_N + 3];
-} plugin_data;
 
 static const plugin mod_uploadprogress_plugin;   /* the hooks, at the end */
 
@@ -135,10 +73,7 @@ INIT_FUNC(mod_uploadprogress_init) {
 
 FREE_FUNC(mod_uploadprogress_free) {
     plugin_data * const p = p_d;
-    for (uint32_t i = 0; i < p->uploads_used; ++i)
-        free(p->uploads[i]);
-    free(p->uploads);
-    free(p->free_refs);
+    upload_free_all(p);
     progress_push_free(p->push);
     if (NULL != p->push_shared)
         munmap(p->push_shared, progress_push_shared_bytes());
@@ -375,7 +310,6 @@ static int mod_uploadprogress_push_shared_create(server * const srv, plugin_data
 }
 
 static int current_answer(void *p_d, const progress_id *id, progress_snapshot *snap);
-static void publish_live_counts(void *p_d);
 
 __attribute_cold__
 static void mod_uploadprogress_push_create(const server * const srv, plugin_data * const p) {
@@ -385,7 +319,7 @@ static void mod_uploadprogress_push_create(const server * const srv, plugin_data
     p->push_config.publishes = srv->srvconf.max_worker > 1 || p->handoff.restart_bg;
     p->push_config.plugin_id = (size_t)p->id;
     p->push_config.answer = current_answer;
-    p->push_config.publish = publish_live_counts;
+    p->push_config.publish = upload_publish_live_counts;
     p->push_config.glue = p;
     p->push = progress_push_create(&p->push_config, p->push_shared);
 }
@@ -521,153 +455,6 @@ static handler_t mod_uploadprogress_waitpid(server * const srv, void * const p_d
     return HANDLER_GO_ON;
 }
 
-static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, const progress_id * const id) {
-    upload_ctx * const ctx = ck_calloc(1, sizeof(*ctx));
-    if (p->nfree > 0) {
-        ctx->ref = p->free_refs[--p->nfree];
-    } else {
-        if (0 == (p->uploads_used & 15)) { /* grow in steps of 16 */
-            ck_realloc_u32((void **)&p->uploads, p->uploads_used, 16, sizeof(*p->uploads));
-            ck_realloc_u32((void **)&p->free_refs, p->uploads_used, 16, sizeof(*p->free_refs));
-        }
-        ctx->ref = p->uploads_used++;
-    }
-    p->uploads[ctx->ref] = ctx;
-    ctx->ctx.kind = REQUEST_CTX_UPLOAD;
-    ctx->id = *id;
-    ctx->r = r;
-    ctx->size = request_body_length(r);
-    ctx->speed_second = log_monotonic_secs; /* (the table's begin) */
-    ctx->keep_alive = (unsigned char)request_keeps_connection(r);
-    ctx->remove_timeout = p->conf.remove_timeout;
-    ctx->processing_timeout = p->conf.processing_timeout;
-    ctx->debug = p->conf.debug;
-    progress_push_uploads(p->push, r->con->srv, p->uploads_used - p->nfree);
-    return ctx;
-}
-
-static void upload_ctx_free(plugin_data * const p, upload_ctx * const ctx) {
-    p->uploads[ctx->ref] = NULL;
-    p->free_refs[p->nfree++] = ctx->ref;
-    progress_push_uploads(p->push, ctx->r->con->srv, p->uploads_used - p->nfree);
-    free(ctx);
-}
-
-__attribute_noinline__ /* keeps the uri handler's common path short */
-static void mod_uploadprogress_track(request_st * const r, plugin_data * const p) {
-    progress_id id;
-    char idhex[PROGRESS_ID_HEX_LEN + 1];
-    switch (request_progress_id(r, &id)) {
-      case ID_FOUND:
-        break;
-      case ID_MALFORMED:
-        if (p->conf.debug)
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "upload-progress: malformed " PROGRESS_ID_NAME "; upload not tracked");
-        return;
-      default:
-        return;
-    }
-    progress_id_format(&id, idhex);
-    upload_ctx * const ctx = upload_ctx_new(p, r, &id);
-    switch (progress_table_begin(p->table, &id, request_body_length(r), p->pid,
-                                 ctx->ref, log_monotonic_secs)) {
-      case PROGRESS_BEGIN_OK:
-        request_ctx_set(r, p->id, &ctx->ctx);
-        progress_counters_began(p->counters);
-        if (p->conf.debug)
-            log_error(r->conf.errh, __FILE__, __LINE__,
-              "upload-progress: tracking %s size %lld", idhex,
-              (long long)request_body_length(r));
-        return;
-      case PROGRESS_BEGIN_IN_FLIGHT:
-        module_log_id_in_use(&p->log, r, idhex);
-        break;
-      case PROGRESS_BEGIN_NO_LOCK: /* the trigger logs it */
-        break;
-      case PROGRESS_BEGIN_FULL:
-      default:
-        module_log_table_full(&p->log, r, p->max_entries, idhex);
-        break;
-    }
-    progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
-    upload_ctx_free(p, ctx);
-    /* (its id was in use by an upload in flight, or the table was full):
-     * however it ends, it must not touch the entry of its id */
-    request_ctx_tag(r, p->id, REQUEST_CTX_UNTRACKED);
-}
-
-/* How an upload ended whose body lighttpd dropped: a CGI's local redirect
- * (cgi.local-redir) empties the body queue and zeroes its length before
- * the request is reset for the new target.  The body was whole if lighttpd
- * read all of it before the backend started, or if it still keeps the
- * connection (it stops when it drops a partial body).  Otherwise, or for a
- * chunked body, the last published count (at most a second old) tells. */
-static progress_snapshot dropped_body_outcome(const request_st * const r, const plugin_data * const p, const upload_ctx * const ctx) {
-    const int whole = !request_body_streams(r)
-                   || (ctx->keep_alive && request_keeps_connection(r));
-    progress_snapshot last = { .received = ctx->size };
-    if (!whole || ctx->size < 0)
-        progress_table_lookup(p->table, &ctx->id, log_monotonic_secs, &last);
-    if (whole || last.received == ctx->size)
-        return (progress_snapshot){ .state = PROGRESS_DONE,
-                                    .size = last.received,
-                                    .received = last.received };
-    return (progress_snapshot){ .state = PROGRESS_ERROR, .status = 400,
-                                .size = ctx->size, .received = last.received };
-}
-
-/* How a request that ends now left its upload. */
-static progress_snapshot upload_outcome(const request_st * const r, const plugin_data * const p, const upload_ctx * const ctx) {
-    const off_t received = request_body_received(r);
-    const off_t size = request_body_length(r);
-    if (0 == size && 0 != ctx->size)
-        return dropped_body_outcome(r, p, ctx);
-    const int complete = request_body_complete(r);
-    /* (a backend's cleanup may have set a 500 for a client gone mid-body) */
-    if (r->http_status >= 400 && (complete || !request_client_gone(r)))
-        return (progress_snapshot){ .state = PROGRESS_ERROR,
-                                    .status = r->http_status,
-                                    .size = -1, .received = -1 };
-    if (complete)
-        return (progress_snapshot){ .state = PROGRESS_DONE,
-                                    .status = r->http_status,
-                                    .size = size, .received = received };
-    /* the client went away before the whole body was there */
-    return (progress_snapshot){ .state = PROGRESS_ERROR, .status = 400,
-                                .size = size, .received = received };
-}
-
-static void log_finish(request_st * const r, const progress_id * const id, const progress_snapshot * const fin) {
-    char idhex[PROGRESS_ID_HEX_LEN + 1];
-    progress_id_format(id, idhex);
-    log_error(r->conf.errh, __FILE__, __LINE__,
-      "upload-progress: finished %s state %s status %d received %lld size %lld",
-      idhex, progress_state_name(fin->state), fin->status,
-      (long long)fin->received, (long long)fin->size);
-}
-
-/* A 202 Accepted with the whole body leaves the work open until the
- * backend reports its outcome or the processing timeout passes; the entry
- * stays remove-timeout after that (doc/processing.md, "202 Accepted"). */
-static int64_t keep_work_open(const request_st * const r, const upload_ctx * const ctx, progress_snapshot * const fin) {
-    const int64_t expires = log_monotonic_secs + ctx->remove_timeout;
-    if (202 != r->http_status || PROGRESS_DONE != fin->state) return expires;
-    fin->phase = PROGRESS_PHASE_PROCESSING;
-    fin->deadline = log_monotonic_secs + ctx->processing_timeout;
-    return expires + ctx->processing_timeout;
-}
-
-static void end_upload(request_st * const r, plugin_data * const p, upload_ctx * const ctx) {
-    request_ctx_set(r, p->id, NULL);
-    progress_snapshot fin = upload_outcome(r, p, ctx);
-    const int64_t expires = keep_work_open(r, ctx, &fin);
-    if (progress_table_finish(p->table, &ctx->id, p->pid, ctx->ref, &fin, expires))
-        progress_counters_ended(p->counters, PROGRESS_ERROR == fin.state, 1);
-    if (ctx->debug) log_finish(r, &ctx->id, &fin);
-    upload_ctx_free(p, ctx);
-}
-
 /* Lengths first: most paths differ in length, and the call costs more. */
 static int path_is(const request_st * const r, const buffer * const url) {
     return NULL != url && buffer_clen(url) == buffer_clen(&r->uri.path)
@@ -693,21 +480,7 @@ static request_kind record_refused(request_st * const r, plugin_data * const p) 
     progress_id id;
     if (ID_FOUND != request_progress_id(r, &id)) return REQUEST_CTX_NONE;
 
-    const progress_snapshot fin = { .state = PROGRESS_ERROR,
-                                    .status = r->http_status,
-                                    .size = -1, .received = -1 };
-    const unix_time64_t now = log_monotonic_secs;
-    if (PROGRESS_BEGIN_OK != progress_table_begin(p->table, &id, -1, p->pid,
-                                                  UPLOADPROGRESS_REF_NONE, now)) {
-        progress_counters_add(p->counters, PROGRESS_COUNT_UNTRACKED);
-        return REQUEST_CTX_UPLOAD_ENDED;
-    }
-    progress_counters_began(p->counters);
-    if (progress_table_finish(p->table, &id, p->pid, UPLOADPROGRESS_REF_NONE,
-                              &fin, now + p->conf.remove_timeout)) {
-        progress_counters_ended(p->counters, 1, 1);
-        if (p->conf.debug) log_finish(r, &id, &fin);
-    }
+    upload_record_refusal(r, p, &id);
     return REQUEST_CTX_UPLOAD_ENDED;
 }
 
@@ -736,7 +509,7 @@ static void mod_uploadprogress_reset_ours(request_st * const r, plugin_data * co
         progress_push_reset(p->push, r); /* (a client gone frees its stream) */
         break;
       case REQUEST_CTX_UPLOAD:
-        end_upload(r, p, (upload_ctx *)request_ctx_get(r, p->id));
+        upload_end(r, p, (upload_ctx *)request_ctx_get(r, p->id));
         keep_mark(r, p, REQUEST_CTX_UPLOAD_ENDED);
         break;
       case REQUEST_CTX_UNTRACKED:
@@ -771,7 +544,7 @@ static void mod_uploadprogress_response_start_ours(request_st * const r, plugin_
     switch (request_ctx_kind(r, p->id)) {
       case REQUEST_CTX_UPLOAD:
         if (r->http_status >= 400 || request_body_complete(r))
-            end_upload(r, p, (upload_ctx *)request_ctx_get(r, p->id));
+            upload_end(r, p, (upload_ctx *)request_ctx_get(r, p->id));
         break;
       case REQUEST_CTX_NONE:
         /* (with an error handler, the reset before it recorded it) */
@@ -792,16 +565,6 @@ REQUEST_FUNC(mod_uploadprogress_response_start) {
     return HANDLER_GO_ON;
 }
 
-/* An upload this worker serves is read live: exact at this moment. */
-static void read_live_progress(const plugin_data * const p, const progress_id * const id, progress_snapshot * const snap) {
-    if (snap->owner_pid != p->pid || snap->owner_ref >= p->uploads_used)
-        return;
-    const upload_ctx * const ctx = p->uploads[snap->owner_ref];
-    if (NULL == ctx || !progress_id_equal(&ctx->id, id)) return;
-    snap->received = request_body_received(ctx->r);
-    snap->size = request_body_length(ctx->r);
-}
-
 /* A refusal keeps its JSON body: with our module as the handler, lighttpd
  * does not swap in its own error page. */
 static handler_t answer_problem(request_st * const r, const plugin_data * const p, const int status, const progress_problem problem) {
@@ -818,7 +581,7 @@ static int current_answer(void * const p_d, const progress_id * const id, progre
     const plugin_data * const p = p_d;
     const int found = progress_table_lookup(p->table, id, log_monotonic_secs, snap);
     if (found > 0 && PROGRESS_UPLOADING == snap->state)
-        read_live_progress(p, id, snap);
+        upload_read_live(p, id, snap);
     return found;
 }
 
@@ -958,7 +721,7 @@ static handler_t mod_uploadprogress_uri_handler_ours(request_st * const r, plugi
         return mod_uploadprogress_poll(r, p);
 
     if (request_is_upload(r))
-        mod_uploadprogress_track(r, p);
+        upload_track(r, p);
     return HANDLER_GO_ON;
 }
 
@@ -969,30 +732,12 @@ URIHANDLER_FUNC(mod_uploadprogress_uri_handler) {
       ? mod_uploadprogress_uri_handler_ours(r, p) : HANDLER_GO_ON;
 }
 
-/* Publishes this worker's live counts for polls answered by other workers:
- * every publish-interval from the timer, and once a second. */
-static void publish_live_counts(void * const p_d) {
-    plugin_data * const p = p_d;
-    for (uint32_t i = 0; i < p->uploads_used; ++i) {
-        upload_ctx * const ctx = p->uploads[i];
-        if (NULL == ctx) continue;
-        const off_t received = request_body_received(ctx->r);
-        progress_table_update(p->table, &ctx->id, p->pid, ctx->ref, received,
-                              request_body_length(ctx->r), ctx->speed_base,
-                              log_monotonic_secs);
-        if (ctx->speed_second != log_monotonic_secs) {
-            ctx->speed_second = log_monotonic_secs;
-            ctx->speed_base = received;
-        }
-    }
-}
-
 /* Once a second: publish, and free expired entries. */
 TRIGGER_FUNC(mod_uploadprogress_trigger) {
     plugin_data * const p = p_d;
     region_handoff_keep_from_exec(&p->handoff);
     first_test_refresh(p);
-    publish_live_counts(p);
+    upload_publish_live_counts(p);
     const uint32_t freed = progress_table_sweep(p->table, log_monotonic_secs,
                                                 UPLOADPROGRESS_SWEEP_BUDGET);
     log_lock_failures(srv, p);

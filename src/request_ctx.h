@@ -4,7 +4,7 @@
  * Contract
  * - NULL is REQUEST_CTX_NONE: the module takes no part in the request (yet).
  * - Every record the module keeps there begins with a request_ctx, whose
- *   kind says what follows: an upload in flight (the glue's upload_ctx), an
+ *   kind says what follows: an upload in flight (upload_tracking's upload_ctx), an
  *   event stream (progress_push's push_stream).  The kinds that carry no
  *   record of their own (an upload served untracked, an upload whose record
  *   has ended) point at a tag of this file, never freed.
@@ -27,7 +27,7 @@
 
 typedef enum {
     REQUEST_CTX_NONE,
-    REQUEST_CTX_UPLOAD,          /* tracked, in flight: the glue's upload_ctx */
+    REQUEST_CTX_UPLOAD,          /* tracked, in flight: upload_tracking's */
     REQUEST_CTX_UNTRACKED,       /* an upload served but not tracked (tag) */
     REQUEST_CTX_UPLOAD_ENDED,    /* an upload whose record ended when lighttpd
                                     handed the request on (tag) */

@@ -256,7 +256,7 @@ def test_debug_logs_track_finish_poll_and_sweep_with_the_id(make_server):
     piecewise(server, ID, [250, 250])
     wait_until(lambda: "swept" in server.error_log(), what="the sweep's line")
     log = server.error_log()
-    assert re.search(r"\(mod_uploadprogress\.c\.\d+\) upload-progress: tracking %s size 500" % ID, log)
+    assert re.search(r"\(upload_tracking\.c\.\d+\) upload-progress: tracking %s size 500" % ID, log)
     assert "upload-progress: finished %s state done status 200 received 500 size 500" % ID in log
     assert "upload-progress: poll %s -> {\"state\":\"uploading\"" % ID in log
     assert "upload-progress: swept 1 finished uploads; 0 entries left" in log
