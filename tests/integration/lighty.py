@@ -104,10 +104,14 @@ def piecewise(server, pid, pieces, via="header", poll_via="query", path="/sink.c
               chunked=False):
     """Uploads in pieces; after each one, polls until the answer is exactly the
     bytes sent so far, and checks that no answer ever ran ahead of them.  A
-    chunked upload's answers have no size while it runs."""
+    chunked upload's answers have no size while it runs.  The first piece
+    goes once a poll sees the upload: a poll on another connection may reach
+    lighttpd before the upload's head (a busy machine), and until then it
+    rightly says what the id said before (an earlier upload's outcome)."""
     size = sum(pieces)
     up = SlowUpload(server.port, path, size=size, pid=pid, via=via, chunked=chunked)
     try:
+        server.wait_for(pid, lambda a: a["state"] == "uploading", via=poll_via)
         for n in pieces:
             up.send(n)
             seen = server.wait_for(pid, lambda a: a.get("received") == up.sent, via=poll_via)
