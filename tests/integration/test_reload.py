@@ -143,7 +143,11 @@ def region_fds_inheritable(server):
     started from that process would get the region."""
     found = []
     for pid in group(server):
-        for fd in Path("/proc/%d/fd" % pid).iterdir():
+        try:
+            fds = list(Path("/proc/%d/fd" % pid).iterdir())
+        except FileNotFoundError:
+            continue   # (ended since group() listed it, the old generation say: it holds none)
+        for fd in fds:
             try:
                 if not os.readlink(fd).startswith(REGION):
                     continue
