@@ -121,10 +121,16 @@ def process_stat(pid):
     return name, int(fields[1]), int(fields[3])
 
 
+def process_ids():
+    """Every pid in /proc now.  Listed, not globbed: Path.glob stats each
+    entry, and one whose process ends meanwhile makes it raise ESRCH
+    (ProcessLookupError), which glob does not take for a missing file."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
 def all_processes():
     """(pid, stat) of every process (process_stat), zombies too."""
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        pid = int(stat_file.parent.name)
+    for pid in process_ids():
         stat = process_stat(pid)
         if stat:
             yield pid, stat

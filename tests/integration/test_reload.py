@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lighty import (ID, SlowUpload, abort_midway, counts, in_root, make_ids, module_path,
-                    raw_request, wait_for, wait_for_workers)
+                    process_ids, raw_request, wait_for, wait_for_workers)
 
 pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
 
@@ -92,15 +92,15 @@ def group(server):
     """Pids of every live process of the server (its process group):
     watcher, workers, and a graceful-restart-bg generation still draining."""
     pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in process_ids():
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         # (a zombie is no process of the server: the test runner, lighttpd's
         # subreaper, reaps an old generation's CGIs only when it stops it)
         if int(fields[2]) == server.proc.pid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
+            pids.append(pid)
     return pids
 
 
@@ -145,7 +145,7 @@ def region_fds_inheritable(server):
     for pid in group(server):
         try:
             fds = list(Path("/proc/%d/fd" % pid).iterdir())
-        except FileNotFoundError:
+        except OSError:
             continue   # (ended since group() listed it, the old generation say: it holds none)
         for fd in fds:
             try:
