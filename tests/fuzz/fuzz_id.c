@@ -1,6 +1,7 @@
 /* libFuzzer target: the id as a header value and in a query string.
  * A parsed id prints as 32 hex digits that parse back to the same id; a
- * value found in a query lies inside the query. */
+ * value found in a query lies inside the query; a poll's one-pass scan
+ * finds the id and the callback that progress_query_find() finds. */
 #include <assert.h>
 #include <stdint.h>
 #include <string.h>
@@ -31,5 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(v >= s && v + vlen <= s + size);
         check_value(v, vlen);
     }
+    progress_poll_query q;
+    progress_poll_query_scan(s, size, &q);
+    assert(q.id == v && (v == NULL || q.id_len == vlen));
+    size_t cb_len = 0;
+    const char * const cb = progress_query_find(s, size, PROGRESS_CALLBACK_NAME, &cb_len);
+    assert(q.callback == cb && (cb == NULL || q.callback_len == cb_len));
     return 0;
 }

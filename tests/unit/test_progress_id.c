@@ -164,6 +164,58 @@ START_TEST(finds_any_named_parameter)
 }
 END_TEST
 
+/* The poll's one-pass scan says what progress_query_find() says of each
+ * parameter, whether or not its shortcut for a lone id takes the query. */
+static void scan_agrees_with_find(const char *query, size_t len)
+{
+    progress_poll_query q;
+    progress_poll_query_scan(query, len, &q);
+    size_t id_len = 0, cb_len = 0;
+    const char * const id = progress_query_find(query, len, PROGRESS_ID_NAME, &id_len);
+    const char * const cb = progress_query_find(query, len, PROGRESS_CALLBACK_NAME, &cb_len);
+    ck_assert_ptr_eq(q.id, id);
+    ck_assert_ptr_eq(q.callback, cb);
+    if (id) ck_assert_uint_eq(q.id_len, id_len);
+    if (cb) ck_assert_uint_eq(q.callback_len, cb_len);
+}
+
+START_TEST(the_scan_finds_what_find_finds)
+{
+    static const char *queries[] = {
+        "", "X-Progress-ID=abc", "callback=cb&X-Progress-ID=abc", "X-Progress-ID=abc&callback=cb",
+        "callback=a&callback=b&x-progress-id=1&X-Progress-ID=2", "callback", "X-Progress-ID",
+        "x-PROGRESS-id=0123456789abcdef0123456789abcdef",
+        "callback=cb&X-Progress-ID=0123456789abcdef0123456789abcdef",
+        "X-Progress-ID=0123456789abcdef0123456789abcdef&callback=cb",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof *queries; ++i)
+        scan_agrees_with_find(queries[i], strlen(queries[i]));
+    scan_agrees_with_find(NULL, 0);
+}
+END_TEST
+
+/* Every byte of a lone id's query, and its length, changed in turn: where
+ * the shortcut must give way to the walk (a '&' or '=' in the value, a
+ * name that only looks alike) the answer stays the walk's. */
+START_TEST(a_lone_id_and_everything_near_it_scan_as_the_walk_does)
+{
+    static const char base[] = "X-Progress-ID=0123456789abcdef0123456789abcdef";
+    static const char others[] = { '&', '=', 'x', 'X', '%', '\0', 'i', 'I', '-', '_', (char)0xc9, (char)0x89 };
+    char query[sizeof base + 1];
+    for (size_t pos = 0; pos < sizeof base - 1; ++pos) {
+        for (size_t k = 0; k < sizeof others; ++k) {
+            memcpy(query, base, sizeof base);
+            query[pos] = others[k];
+            scan_agrees_with_find(query, sizeof base - 1);
+        }
+    }
+    memcpy(query, base, sizeof base);
+    scan_agrees_with_find(query, sizeof base - 2);
+    query[sizeof base - 1] = 'f';
+    scan_agrees_with_find(query, sizeof base);
+}
+END_TEST
+
 static int callback_ok(const char *s)
 {
     return progress_callback_is_valid(s, strlen(s));
@@ -225,6 +277,8 @@ static Suite *id_suite(void)
     tcase_add_test(tc, ignores_other_parameters);
     tcase_add_test(tc, does_not_read_past_the_given_length);
     tcase_add_test(tc, finds_any_named_parameter);
+    tcase_add_test(tc, the_scan_finds_what_find_finds);
+    tcase_add_test(tc, a_lone_id_and_everything_near_it_scan_as_the_walk_does);
     suite_add_tcase(s, tc);
     tc = tcase_create("callback");
     tcase_add_test(tc, accepts_the_callback_names_of_real_clients);
