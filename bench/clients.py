@@ -104,16 +104,23 @@ class SteadyUpload(threading.Thread):
 
 
 class UploadCrowd(threading.Thread):
-    """n uploads in flight (ids first, first+1, ...), each sent 1 KiB every
-    INTERVAL seconds by one thread, until closed."""
+    """n uploads in flight (ids first, first+1, ...; first None: no ids, so
+    untracked), each sent 1 KiB every INTERVAL seconds by one thread, until
+    closed."""
     INTERVAL = 0.5
 
     def __init__(self, port, n, first):
         super().__init__(daemon=True)
-        self.ids = ["%032x" % (first + k) for k in range(n)]
+        self.ids = [None] * n if first is None else ["%032x" % (first + k) for k in range(n)]
         self.uploads = [SlowUpload(port, "/upload", size=1 << 40, pid=pid, via="query")
                         for pid in self.ids]
         self.halt = threading.Event()
+        self.went_round = threading.Event()
+
+    def wait_sending(self, timeout=60):
+        """Waits until every upload has sent its first piece."""
+        if not self.went_round.wait(timeout):
+            raise RuntimeError("the crowd's first round took more than %d s" % timeout)
 
     @property
     def sent(self):
@@ -124,6 +131,7 @@ class UploadCrowd(threading.Thread):
             while True:
                 for up in self.uploads:
                     up.send(1024)
+                self.went_round.set()
                 if self.halt.wait(self.INTERVAL):
                     return
         except OSError:
