@@ -37,6 +37,7 @@ static upload_ctx * upload_ctx_new(plugin_data * const p, request_st * const r, 
     ctx->r = r;
     ctx->size = request_body_length(r);
     ctx->speed_second = log_monotonic_secs; /* (the table's begin) */
+    ctx->published = -1;
     ctx->keep_alive = (unsigned char)request_keeps_connection(r);
     ctx->remove_timeout = p->conf.remove_timeout;
     ctx->processing_timeout = p->conf.processing_timeout;
@@ -190,9 +191,15 @@ void upload_publish_live_counts(void * const p_d) {
         upload_ctx * const ctx = p->uploads[i];
         if (NULL == ctx) continue;
         const off_t received = request_body_received(ctx->r);
+        const off_t size = request_body_length(ctx->r);
+        if (received == ctx->published && size == ctx->published_size
+            && log_monotonic_secs == ctx->published_second)
+            continue;   /* (the entry says this already: an upload between pieces) */
         progress_table_update(p->table, &ctx->id, p->pid, ctx->ref, received,
-                              request_body_length(ctx->r), ctx->speed_base,
-                              log_monotonic_secs);
+                              size, ctx->speed_base, log_monotonic_secs);
+        ctx->published = received;
+        ctx->published_size = size;
+        ctx->published_second = log_monotonic_secs;
         if (ctx->speed_second != log_monotonic_secs) {
             ctx->speed_second = log_monotonic_secs;
             ctx->speed_base = received;

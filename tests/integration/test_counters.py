@@ -141,3 +141,32 @@ def test_polls_take_no_lock_of_the_table(make_server):
     running.send(1500)
     assert running.response()[0] == 200
     running.close()
+
+
+def test_an_upload_between_pieces_is_published_once_a_second(make_server):
+    """With several workers each publishes its uploads' counts for the
+    others every publish-interval (100 ms); an upload whose count has not
+    moved is written again only when the second turns (its speed decays),
+    so quiet uploads do not take the table's lock ten times a second each."""
+    server = make_server(config(2), modules=("mod_uploadprogress", "mod_cgi", "mod_status"))
+    wait_for_workers(server, 2)
+    n, window = 20, 3.0
+    ids = ["%032x" % (0xd1e0 + k) for k in range(n)]
+    quiet = [SlowUpload(server.port, "/sink.cgi", size=1000, pid=pid) for pid in ids]
+    try:
+        for up in quiet:
+            up.send(100)
+        for pid in ids:
+            server.wait_for(pid, lambda a: a.get("received") == 100)
+        before = statistics_on_new_connection(server)[0]["uploadprogress.table_locks"]
+        time.sleep(window)
+        after = statistics_on_new_connection(server)[0]["uploadprogress.table_locks"]
+    finally:
+        for up in quiet:
+            up.close()
+    # Once a second each: n * (window + 2) at most, as each worker's count
+    # is read as it last published it (a second or so either side of the
+    # window); the sweep and the counts' own publishing add a few a second
+    # (here: about 100 in all).  Every publish-interval would be at least
+    # n * 10 * (window - 1) = 400 (the old code: 578).
+    assert after - before < 2 * n * (window + 2), (before, after)
