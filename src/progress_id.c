@@ -161,8 +161,8 @@ static uint64_t holds_byte(uint64_t w, unsigned char c)
 
 /* Whether the query is "X-Progress-ID=" (any case) and 32 bytes without
  * '&', what our client and pages send: then the walk below would find just
- * that value and no callback.  A few words instead of the walk, about 120
- * instructions of a poll's 7,000. */
+ * that value and no callback.  A few words instead of the walk: a poll's
+ * scan 150 instructions -> 80. */
 static int query_is_a_lone_id(const char *query, size_t query_len)
 {
     static const char prefix[] = PROGRESS_ID_NAME "=";
