@@ -193,13 +193,12 @@ void upload_publish_live_counts(void * const p_d) {
         const off_t received = request_body_received(ctx->r);
         const off_t size = request_body_length(ctx->r);
         if (received == ctx->published && size == ctx->published_size
-            && log_monotonic_secs == ctx->published_second)
+            && log_monotonic_secs == ctx->speed_second)
             continue;   /* (the entry says this already: an upload between pieces) */
         progress_table_update(p->table, &ctx->id, p->pid, ctx->ref, received,
                               size, ctx->speed_base, log_monotonic_secs);
         ctx->published = received;
         ctx->published_size = size;
-        ctx->published_second = log_monotonic_secs;
         if (ctx->speed_second != log_monotonic_secs) {
             ctx->speed_second = log_monotonic_secs;
             ctx->speed_base = received;

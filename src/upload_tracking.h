@@ -26,10 +26,9 @@ struct upload_ctx {
     request_st *r;
     off_t size;                   /* body length when tracking began */
     off_t speed_base;             /* published count the speed starts from */
-    unix_time64_t speed_second;   /* second of the last update that began one */
-    off_t published;              /* count and size of the last update (-1: none), */
-    off_t published_size;         /* and its second: a publish that would */
-    unix_time64_t published_second; /* write the same again skips the lock */
+    unix_time64_t speed_second;   /* second of the last update (the first of a second begins a speed) */
+    off_t published;              /* count and size of the last update (-1: */
+    off_t published_size;         /* none): the same again that second is skipped */
     unsigned char keep_alive;     /* whether the connection was to be kept */
     uint32_t ref;                 /* index in plugin_data.uploads */
     unsigned int remove_timeout;

@@ -299,15 +299,15 @@ class Lighttpd:
             left = session_processes(self.proc.pid)
             if not left:
                 return faults
-            for pid, (name, parent, _) in left:
-                if parent != os.getpid():
+            for pid, stat in left:
+                if stat.ppid != os.getpid():
                     continue          # still a child of a worker (a CGI)
                 try:
                     got, status = os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
                     continue
                 # (under valgrind the processes bear the tool's name)
-                is_server = name == "lighttpd" or name.startswith("memcheck-")
+                is_server = stat.name == "lighttpd" or stat.name.startswith("memcheck-")
                 if got and is_server and status not in CLEAN_STATUSES:
                     faults.append("worker %d %s" % (pid, how_it_ended(status)))
             if time.monotonic() > deadline:

@@ -1,6 +1,7 @@
 """Processes the harness starts on 127.0.0.1: free ports, waiting for a
 listener, starting a server in its own session and stopping it (with its
 workers), and reading the kernel's view of a process tree."""
+import collections
 import ctypes
 import functools
 import os
@@ -110,15 +111,20 @@ def become_subreaper():
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
+# What the tests read of /proc/PID/stat (proc(5): comm, state, ppid, pgrp,
+# session).
+ProcStat = collections.namedtuple("ProcStat", "name state ppid pgrp session")
+
+
 def process_stat(pid):
-    """(name, parent pid, session id) of a process, or None once it is reaped."""
+    """A process's ProcStat, or None once it is reaped."""
     try:
         text = Path("/proc/%d/stat" % pid).read_text()
     except OSError:
         return None
     name = text.split("(", 1)[1].rsplit(")", 1)[0]
     fields = text.rsplit(")", 1)[1].split()
-    return name, int(fields[1]), int(fields[3])
+    return ProcStat(name, fields[0], int(fields[1]), int(fields[2]), int(fields[3]))
 
 
 def process_ids():
@@ -138,13 +144,13 @@ def all_processes():
 
 def session_processes(sid):
     """(pid, stat) of every process, zombies too, in session sid."""
-    return [(pid, stat) for pid, stat in all_processes() if stat[2] == sid]
+    return [(pid, stat) for pid, stat in all_processes() if stat.session == sid]
 
 
 def children_of(parent, name=None):
     """Pids of parent's children (named name, if given)."""
-    return [pid for pid, (comm, ppid, _) in all_processes()
-            if ppid == parent and name in (None, comm)]
+    return [pid for pid, stat in all_processes()
+            if stat.ppid == parent and name in (None, stat.name)]
 
 
 def how_it_ended(status):

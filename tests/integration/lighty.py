@@ -17,7 +17,7 @@ from harness.clients import (SlowUpload, raw_get, raw_request, read_response,  #
 from harness.lighttpd import (BASE_CONFIG, ROOT, Lighttpd, in_root,  # noqa: E402,F401
                               lighttpd_version, module_path, root_of_tests, running,
                               system_modules_here)
-from harness.processes import children_of, free_port, process_ids, wait_until  # noqa: E402,F401
+from harness.processes import all_processes, children_of, free_port, wait_until  # noqa: E402,F401
 
 
 EXAMPLES = HERE.parent.parent / "examples"

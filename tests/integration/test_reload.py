@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lighty import (ID, SlowUpload, abort_midway, counts, in_root, make_ids, module_path,
-                    process_ids, raw_request, wait_for, wait_for_workers)
+from lighty import (ID, SlowUpload, abort_midway, all_processes, counts, in_root, make_ids,
+                    module_path, raw_request, wait_for, wait_for_workers)
 
 pytestmark = pytest.mark.lighttpd_interface   # every test here (tests/README.md)
 
@@ -91,17 +91,10 @@ def reload(server, workers):
 def group(server):
     """Pids of every live process of the server (its process group):
     watcher, workers, and a graceful-restart-bg generation still draining."""
-    pids = []
-    for pid in process_ids():
-        try:
-            fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # (a zombie is no process of the server: the test runner, lighttpd's
-        # subreaper, reaps an old generation's CGIs only when it stops it)
-        if int(fields[2]) == server.proc.pid and fields[0] != "Z":
-            pids.append(pid)
-    return pids
+    # (a zombie is no process of the server: the test runner, lighttpd's
+    # subreaper, reaps an old generation's CGIs only when it stops it)
+    return [pid for pid, stat in all_processes()
+            if stat.pgrp == server.proc.pid and stat.state != "Z"]
 
 
 def processes(workers):
