@@ -153,6 +153,7 @@ def instructions(cfg, root, sink, backend, table):
             r["report_own"] = module_instructions(cg.last) / n
         with Callgrind(lighttpd(root, cfg.module, with_module=False)) as cg:
             r["static"], r["static_own"] = per_request(cg, cg.srv.port, "/tiny.json", n)
+            r["static_query"], _ = per_request(cg, cg.srv.port, "/tiny.json?X-Progress-ID=" + ID, n)
         with Callgrind(lighttpd(root, cfg.module, with_module=True)) as cg:
             r["static_module"], r["static_module_own"] = per_request(cg, cg.srv.port, "/tiny.json", n)
         size = cfg.cg_upload_mib << 20
@@ -184,6 +185,11 @@ def instructions(cfg, root, sink, backend, table):
     table.append(("I poll of an upload in flight", "%.0f" % first["poll"],
                   "%.2fx lighttpd tiny.json (%.0f); target <= 1.0x%s"
                   % (first["poll"] / first["static"], first["static"], spread("poll"))))
+    table.append(("  poll / tiny.json?X-Progress-ID=...", "%.2fx" % (first["poll"] / first["static_query"]),
+                  "the static file asked with the poll's query (%.0f): lighttpd's parsing "
+                  "and normalizing of those 47 bytes costs it %.0f more, before any module%s"
+                  % (first["static_query"], first["static_query"] - first["static"],
+                     spread("static_query"))))
     table.append(("  in the module, per request", "%.1f" % first["poll_own"],
                   "a poll; %.1f for tiny.json with the module loaded (calls into "
                   "its hooks; exact, unlike the totals)%s"
@@ -194,7 +200,7 @@ def instructions(cfg, root, sink, backend, table):
                   % (first["report"] / first["poll"], first["report_own"], spread("report"))))
     more = first["static_module"] / first["static"] - 1
     table.append(("I tiny.json with / without module", "%.4fx" % (1 + more),
-                  "%.0f vs %.0f%s; target <= 1.01x" % (first["static_module"], first["static"],
+                  "%.0f vs %.0f%s; target <= 1.005x" % (first["static_module"], first["static"],
                                                       spread("static_module"))))
     table.append(("  as throughput, user share %.0f%%" % (100 * user),
                   "%.4fx" % (1 / (1 + more * user)),
