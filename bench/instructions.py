@@ -2,6 +2,7 @@
 MiB of upload and in the once-a-second trigger; system calls (strace)."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -67,11 +68,10 @@ def dump_instructions(path):
     raise RuntimeError("no summary in " + str(path))
 
 
-def module_instructions(path):
-    """The instructions of a dump spent in the module: the inclusive cost of
-    lighttpd's calls into its hooks but the once-a-second trigger (independent
-    of how lighttpd happened to split the bytes into reads, unlike the total)."""
-    names, fn, callee, total, after_calls = {}, "", "", 0, False
+def call_records(path):
+    """(caller, callee, calls, inclusive instructions) of each call record
+    of a callgrind dump (its names compressed as "(id) name", then "(id)")."""
+    names, fn, callee, calls = {}, "", "", None
     for line in path.read_text().splitlines():
         if line.startswith(("fn=", "cfn=")):
             key, _, rest = line.partition("=")
@@ -83,13 +83,34 @@ def module_instructions(path):
             else:
                 callee = names[m.group(1)]
         elif line.startswith("calls="):
-            after_calls = True
-        elif after_calls:
-            after_calls = False
-            if (callee.startswith("mod_uploadprogress_") and callee != "mod_uploadprogress_trigger"
-                    and not fn.startswith("mod_uploadprogress_")):
-                total += int(line.split()[1])
-    return total
+            calls = int(line[len("calls="):].split()[0])
+        elif calls is not None:   # the call's line: position, inclusive cost
+            yield fn, callee, calls, int(line.split()[1])
+            calls = None
+
+
+def lookup_lock_calls(path, module):
+    """How many times a dump's table lookups (a poll's read of the table)
+    called the table's lock: exact, unlike the status page's count, which
+    the once-a-second timers add to.  None when the module has no
+    table_lock function of its own to count (inlined, or stripped)."""
+    if not shutil.which("nm"):
+        return None
+    symbols = subprocess.run(["nm", module], capture_output=True, text=True).stdout
+    if not re.search(r"^\S+ t table_lock$", symbols, re.M):
+        return None
+    return sum(calls for fn, callee, calls, _ in call_records(path)
+               if callee == "table_lock" and fn in ("progress_table_lookup", "lookup_locked"))
+
+
+def module_instructions(path):
+    """The instructions of a dump spent in the module: the inclusive cost of
+    lighttpd's calls into its hooks but the once-a-second trigger (independent
+    of how lighttpd happened to split the bytes into reads, unlike the total)."""
+    return sum(cost for fn, callee, _, cost in call_records(path)
+               if callee.startswith("mod_uploadprogress_")
+               and callee != "mod_uploadprogress_trigger"
+               and not fn.startswith("mod_uploadprogress_"))
 
 
 def per_request(cg, port, path, n):
@@ -142,6 +163,7 @@ def instructions(cfg, root, sink, backend, table):
             up.send_piece()      # in flight, and quiet while we count
             wait_uploading(cg.srv.port, ID)
             r["poll"], r["poll_own"] = per_request(cg, cg.srv.port, "/progress?X-Progress-ID=" + ID, n)
+            r["poll_locks"] = lookup_lock_calls(cg.last, cfg.module)
         with Callgrind(lighttpd(root, cfg.module, backend=sink.port,
                                 report_url="/progress-report")) as cg, \
              SteadyUpload(cg.srv.port, ID) as up:
@@ -194,6 +216,12 @@ def instructions(cfg, root, sink, backend, table):
                   "a poll; %.1f for tiny.json with the module loaded (calls into "
                   "its hooks; exact, unlike the totals)%s"
                   % (first["static_module_own"], spread("static_module_own"))))
+    locks = [r["poll_locks"] for r in rows]
+    table.append(("  the table's lock, taken by the polls",
+                  "n/a" if None in locks else "%d of %d" % (first["poll_locks"], n),
+                  "calls of the lock from the table's lookups (callgrind's count; the "
+                  "timers' own are apart)%s; target 0"
+                  % (" (runs: %s)" % ", ".join(str(k) for k in locks) if len(rows) > 1 else "")))
     table.append(("I report on an upload in flight", "%.0f" % first["report"],
                   "%.2fx the poll; in the module %.1f; a POST of a stage and percent "
                   "in the query, answered 204 (doc/processing.md)%s"
